@@ -1,0 +1,1 @@
+"""The deployed Functions: blueprints (thin handlers) and the plain code they call."""

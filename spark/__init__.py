@@ -1,0 +1,1 @@
+"""Bronze -> silver -> gold: pure DataFrame transforms, the streaming job and batch reprocessing."""

@@ -1,0 +1,21 @@
+"""SparkSession for local runs and tests; on Databricks the runtime provides the session."""
+
+from __future__ import annotations
+
+from pyspark.sql import SparkSession
+
+
+def local_spark_session(app_name: str = "weather-pipeline", cores: int = 2) -> SparkSession:
+    """Return a small local session: UTC everywhere, no UI, few shuffle partitions."""
+    return (
+        SparkSession.builder.master(f"local[{cores}]")
+        .appName(app_name)
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", str(cores))
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.driver.memory", "2g")
+        .getOrCreate()
+    )
