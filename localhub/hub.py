@@ -1,0 +1,546 @@
+"""The embedded event hub: a partitioned, persistent event log in one SQLite file (WAL mode).
+
+Several processes may produce and consume at once: every write is one ``BEGIN IMMEDIATE``
+transaction (SQLite serialises writers; ``busy_timeout`` makes the others wait instead of
+failing), and WAL lets readers run while a writer commits.
+
+Tables (one file may hold several hubs, told apart by ``hub``):
+
+* ``hubs(hub, partitions)`` - the fixed partition count of each hub.
+* ``partitions(hub, partition_id, next_sequence_number, next_offset, last_enqueued_ms)`` - the
+  running counters, updated in the same transaction as the events they count.
+* ``events(hub, partition_id, sequence_number, offset, enqueued_ms, partition_key, properties,
+  body)`` - the log itself.
+* ``checkpoints(hub, consumer_group, partition_id, sequence_number, offset, updated_ms)``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sqlite3
+import threading
+import time
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+DEFAULT_PARTITIONS = 4
+# The Event Hubs default (and Standard tier) maximum batch size.
+DEFAULT_MAX_BATCH_BYTES = 1024 * 1024
+# A rough stand-in for the AMQP framing the real SDK adds per event, so batches fill up at about
+# the same point as real ones.
+_EVENT_OVERHEAD_BYTES = 8
+_BUSY_TIMEOUT_MS = 60_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS hubs (
+    hub TEXT PRIMARY KEY,
+    partitions INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS partitions (
+    hub TEXT NOT NULL,
+    partition_id INTEGER NOT NULL,
+    next_sequence_number INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    last_enqueued_ms INTEGER,
+    PRIMARY KEY (hub, partition_id)
+);
+CREATE TABLE IF NOT EXISTS events (
+    hub TEXT NOT NULL,
+    partition_id INTEGER NOT NULL,
+    sequence_number INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    enqueued_ms INTEGER NOT NULL,
+    partition_key TEXT,
+    properties TEXT,
+    body BLOB NOT NULL,
+    PRIMARY KEY (hub, partition_id, sequence_number)
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    hub TEXT NOT NULL,
+    consumer_group TEXT NOT NULL,
+    partition_id INTEGER NOT NULL,
+    sequence_number INTEGER NOT NULL,
+    offset TEXT NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    PRIMARY KEY (hub, consumer_group, partition_id)
+);
+"""
+
+
+class HubEvent(Protocol):
+    """What the hub needs from an event: ``azure.eventhub.EventData`` satisfies it."""
+
+    @property
+    def body(self) -> Any: ...
+
+    @property
+    def properties(self) -> Any: ...
+
+
+def partition_for_key(partition_key: str | bytes, partitions: int) -> int:
+    """Map a partition key to a partition index, the same in every process and every run.
+
+    CRC-32 of the key's UTF-8 bytes, not Python's ``hash()``, which is salted per process.
+    """
+    key = partition_key.encode("utf-8") if isinstance(partition_key, str) else partition_key
+    return zlib.crc32(key) % partitions
+
+
+def body_bytes(event: HubEvent) -> bytes:
+    """The body of an ``EventData`` as one bytes object (its data body may come in sections)."""
+    body = event.body
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    return b"".join(section if isinstance(section, bytes) else bytes(section) for section in body)
+
+
+def _properties_json(properties: Mapping[Any, Any] | None) -> str | None:
+    if not properties:
+        return None
+    plain: dict[str, Any] = {}
+    for key, value in properties.items():
+        name = key.decode("utf-8") if isinstance(key, bytes) else str(key)
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", errors="replace")
+        elif not isinstance(value, (str, int, float, bool)) and value is not None:
+            value = str(value)
+        plain[name] = value
+    return json.dumps(plain, separators=(",", ":"))
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedEvent:
+    """One event as a consumer sees it (the fields Event Hubs gives a receiver)."""
+
+    body: bytes
+    properties: dict[str, Any]
+    partition_key: str | None
+    partition_id: str
+    sequence_number: int
+    offset: str
+    enqueued_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionProperties:
+    """A partition's counters, like ``EventHubConsumerClient.get_partition_properties``."""
+
+    partition_id: str
+    beginning_sequence_number: int
+    last_enqueued_sequence_number: int  # -1 when the partition is empty
+    last_enqueued_offset: str
+    last_enqueued_time_utc: datetime | None
+    is_empty: bool
+
+
+class LocalEventHub:
+    """A hub (a named, partitioned event log) inside one SQLite file.
+
+    Args:
+        path: The SQLite file; created (with its folder) when missing.
+        name: The hub's name; one file may hold several hubs.
+        partitions: The partition count. A hub's count is fixed when it is first created; asking
+            for a different count later raises ``ValueError``. None: the existing count, or 4.
+    """
+
+    def __init__(self, path: str | Path, name: str = "weather", partitions: int | None = None) -> None:
+        if partitions is not None and partitions < 1:
+            raise ValueError(f"a hub needs at least one partition, got {partitions}")
+        self.path = Path(path)
+        self.name = name
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # One connection per hub object, shared by its threads under a lock.
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT_MS / 1000
+        )
+        self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        # journal_mode=WAL is persistent; setting it on every open is cheap and idempotent.
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        # NORMAL in WAL mode: a commit survives a process crash (only a power loss can undo it).
+        self._conn.execute("PRAGMA synchronous = NORMAL")
+        with self._write() as conn:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            row = conn.execute("SELECT partitions FROM hubs WHERE hub = ?", (name,)).fetchone()
+            if row is None:
+                count = partitions or DEFAULT_PARTITIONS
+                conn.execute("INSERT INTO hubs (hub, partitions) VALUES (?, ?)", (name, count))
+                conn.executemany(
+                    "INSERT INTO partitions (hub, partition_id, next_sequence_number, next_offset)"
+                    " VALUES (?, ?, 0, 0)",
+                    [(name, p) for p in range(count)],
+                )
+            else:
+                count = row[0]
+                if partitions is not None and partitions != count:
+                    raise ValueError(
+                        f"hub {name!r} in {self.path} has {count} partitions, not {partitions};"
+                        " a hub's partition count is fixed (delete the file to start over)"
+                    )
+        self.partition_count: int = count
+
+    # --- plumbing ---------------------------------------------------------------------------
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; IMMEDIATE takes the write lock up front so counters can't race."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        """Close the connection; the hub object is unusable afterwards."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> LocalEventHub:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- partitions -------------------------------------------------------------------------
+    @property
+    def partition_ids(self) -> list[str]:
+        """The partition ids, ``["0", "1", ...]`` as Event Hubs names them."""
+        return [str(p) for p in range(self.partition_count)]
+
+    def partition_for_key(self, partition_key: str | bytes) -> str:
+        """The partition id a partition key always maps to."""
+        return str(partition_for_key(partition_key, self.partition_count))
+
+    def partition_index(self, partition_id: str | int) -> int:
+        """The integer index of a partition id; ValueError when the hub has no such partition."""
+        try:
+            index = int(partition_id)
+        except (TypeError, ValueError):
+            index = -1
+        if not 0 <= index < self.partition_count:
+            raise ValueError(f"hub {self.name!r} has partitions {self.partition_ids}, not {partition_id!r}")
+        return index
+
+    def get_partition_properties(self, partition_id: str) -> PartitionProperties:
+        """The partition's last sequence number, offset and enqueued time."""
+        index = self.partition_index(partition_id)
+        next_seq, _next_offset, last_ms = self._read(
+            "SELECT next_sequence_number, next_offset, last_enqueued_ms FROM partitions"
+            " WHERE hub = ? AND partition_id = ?",
+            (self.name, index),
+        )[0]
+        last_offset = "-1"
+        if next_seq:
+            last_offset = str(
+                self._read(
+                    "SELECT offset FROM events WHERE hub = ? AND partition_id = ? AND sequence_number = ?",
+                    (self.name, index, next_seq - 1),
+                )[0][0]
+            )
+        return PartitionProperties(
+            partition_id=str(index),
+            beginning_sequence_number=0,
+            last_enqueued_sequence_number=next_seq - 1,
+            last_enqueued_offset=last_offset,
+            last_enqueued_time_utc=_utc(last_ms) if last_ms is not None else None,
+            is_empty=next_seq == 0,
+        )
+
+    def count(self) -> int:
+        """How many events the hub holds (from the counters: no scan)."""
+        rows = self._read(
+            "SELECT COALESCE(SUM(next_sequence_number), 0) FROM partitions WHERE hub = ?", (self.name,)
+        )
+        return int(rows[0][0])
+
+    def next_sequence_numbers(self) -> dict[str, int]:
+        """Per partition id, the sequence number the next event will get (= events so far)."""
+        rows = self._read(
+            "SELECT partition_id, next_sequence_number FROM partitions WHERE hub = ?", (self.name,)
+        )
+        return {str(p): int(n) for p, n in rows}
+
+    # --- writing ----------------------------------------------------------------------------
+    def append(
+        self,
+        partition_id: str | int,
+        events: Iterable[tuple[bytes, str | None]],
+        partition_key: str | None = None,
+    ) -> tuple[int, int]:
+        """Append bodies (with their application-properties JSON) to one partition atomically.
+
+        Args:
+            partition_id: The target partition.
+            events: ``(body, properties_json_or_None)`` pairs, in order.
+            partition_key: The producer's partition key, stored with each event.
+
+        Returns:
+            The first and last sequence numbers given (``(n, n - 1)`` when ``events`` is empty).
+        """
+        index = self.partition_index(partition_id)
+        now = _now_ms()
+        with self._write() as conn:
+            next_seq, next_offset = conn.execute(
+                "SELECT next_sequence_number, next_offset FROM partitions WHERE hub = ? AND partition_id = ?",
+                (self.name, index),
+            ).fetchone()
+            first = seq = next_seq
+            offset = next_offset
+            rows = []
+            for body, properties in events:
+                rows.append((self.name, index, seq, offset, now, partition_key, properties, body))
+                seq += 1
+                offset += len(body)
+            if not rows:
+                return first, first - 1
+            conn.executemany(
+                "INSERT INTO events (hub, partition_id, sequence_number, offset, enqueued_ms,"
+                " partition_key, properties, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            conn.execute(
+                "UPDATE partitions SET next_sequence_number = ?, next_offset = ?, last_enqueued_ms = ?"
+                " WHERE hub = ? AND partition_id = ?",
+                (seq, offset, now, self.name, index),
+            )
+        return first, seq - 1
+
+    # --- reading ----------------------------------------------------------------------------
+    def read(self, partition_id: str, after_sequence_number: int, max_count: int) -> list[ReceivedEvent]:
+        """Up to ``max_count`` events of a partition with sequence numbers above the given one."""
+        index = self.partition_index(partition_id)
+        rows = self._read(
+            "SELECT sequence_number, offset, enqueued_ms, partition_key, properties, body FROM events"
+            " WHERE hub = ? AND partition_id = ? AND sequence_number > ?"
+            " ORDER BY sequence_number LIMIT ?",
+            (self.name, index, after_sequence_number, max_count),
+        )
+        pid = str(index)
+        return [
+            ReceivedEvent(
+                body=bytes(body),
+                properties=json.loads(properties) if properties else {},
+                partition_key=key,
+                partition_id=pid,
+                sequence_number=seq,
+                offset=str(offset),
+                enqueued_time=_utc(ms),
+            )
+            for seq, offset, ms, key, properties, body in rows
+        ]
+
+    # --- checkpoints ------------------------------------------------------------------------
+    def get_checkpoint(self, consumer_group: str, partition_id: str) -> tuple[int, str] | None:
+        """The group's checkpoint in a partition as ``(sequence_number, offset)``, or None."""
+        index = self.partition_index(partition_id)
+        rows = self._read(
+            "SELECT sequence_number, offset FROM checkpoints"
+            " WHERE hub = ? AND consumer_group = ? AND partition_id = ?",
+            (self.name, consumer_group, index),
+        )
+        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
+    def checkpoints(self, consumer_group: str) -> dict[str, int]:
+        """Per partition id, the group's checkpointed sequence number (partitions without one left out)."""
+        rows = self._read(
+            "SELECT partition_id, sequence_number FROM checkpoints WHERE hub = ? AND consumer_group = ?",
+            (self.name, consumer_group),
+        )
+        return {str(p): int(s) for p, s in rows}
+
+    def set_checkpoint(
+        self, consumer_group: str, partition_id: str, sequence_number: int, offset: str
+    ) -> None:
+        """Record that the group has handled a partition up to and including ``sequence_number``."""
+        index = self.partition_index(partition_id)
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO checkpoints (hub, consumer_group, partition_id, sequence_number, offset,"
+                " updated_ms) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (hub, consumer_group, partition_id) DO UPDATE SET"
+                " sequence_number = excluded.sequence_number, offset = excluded.offset,"
+                " updated_ms = excluded.updated_ms",
+                (self.name, consumer_group, index, int(sequence_number), str(offset), _now_ms()),
+            )
+
+
+class LocalEventDataBatch:
+    """A batch shaped like ``azure.eventhub.EventDataBatch``: ``add`` raises ValueError when full."""
+
+    def __init__(
+        self,
+        max_size_in_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+        partition_id: str | None = None,
+        partition_key: str | None = None,
+    ) -> None:
+        self.max_size_in_bytes = max_size_in_bytes
+        self.partition_id = partition_id
+        self.partition_key = partition_key
+        self._events: list[tuple[bytes, str | None]] = []
+        self._size = _EVENT_OVERHEAD_BYTES + (len(partition_key.encode("utf-8")) if partition_key else 0)
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    @property
+    def size_in_bytes(self) -> int:
+        """The batch's size as counted against ``max_size_in_bytes``."""
+        return self._size
+
+    def add(self, event_data: HubEvent) -> None:
+        """Add an ``EventData``.
+
+        Raises:
+            ValueError: The event would take the batch over its size limit.
+        """
+        body = body_bytes(event_data)
+        properties = _properties_json(event_data.properties)
+        size = len(body) + _EVENT_OVERHEAD_BYTES + (len(properties) if properties else 0)
+        if self._size + size > self.max_size_in_bytes:
+            raise ValueError(f"EventDataBatch has reached its size limit: {self.max_size_in_bytes}")
+        self._events.append((body, properties))
+        self._size += size
+
+    @property
+    def events(self) -> list[tuple[bytes, str | None]]:
+        """The ``(body, properties JSON)`` pairs added so far."""
+        return self._events
+
+
+class LocalProducerClient:
+    """Sends to a :class:`LocalEventHub`, shaped like ``azure.eventhub.EventHubProducerClient``.
+
+    Batches with a partition key go to that key's partition, batches with a partition id to that
+    partition, and the rest round robin.
+    """
+
+    def __init__(self, hub: LocalEventHub, *, close_hub: bool = False) -> None:
+        self.hub = hub
+        self._close_hub = close_hub
+        self._round_robin = itertools.cycle(hub.partition_ids)
+
+    @classmethod
+    def from_path(
+        cls, path: str | Path, eventhub_name: str = "weather", partitions: int | None = None
+    ) -> LocalProducerClient:
+        """A client that owns (and closes) its own hub connection."""
+        return cls(LocalEventHub(path, eventhub_name, partitions), close_hub=True)
+
+    @property
+    def eventhub_name(self) -> str:
+        return self.hub.name
+
+    def get_partition_ids(self) -> list[str]:
+        return self.hub.partition_ids
+
+    def create_batch(
+        self,
+        *,
+        partition_id: str | None = None,
+        partition_key: str | None = None,
+        max_size_in_bytes: int | None = None,
+    ) -> LocalEventDataBatch:
+        """A new empty batch (1 MiB limit unless ``max_size_in_bytes`` says otherwise)."""
+        if partition_id is not None:
+            self.hub.partition_index(partition_id)  # fail now, not at send time
+        return LocalEventDataBatch(max_size_in_bytes or DEFAULT_MAX_BATCH_BYTES, partition_id, partition_key)
+
+    def send_batch(
+        self,
+        event_data_batch: LocalEventDataBatch | Iterable[HubEvent],
+        *,
+        partition_id: str | None = None,
+        partition_key: str | None = None,
+    ) -> None:
+        """Append a batch (or a list of EventData) to one partition in one transaction."""
+        if isinstance(event_data_batch, LocalEventDataBatch):
+            batch = event_data_batch
+        else:
+            batch = self.create_batch(partition_id=partition_id, partition_key=partition_key)
+            for event in event_data_batch:
+                batch.add(event)
+        if not batch.events:
+            return
+        if batch.partition_id is not None:
+            target = batch.partition_id
+        elif batch.partition_key is not None:
+            target = self.hub.partition_for_key(batch.partition_key)
+        else:
+            target = next(self._round_robin)
+        self.hub.append(target, batch.events, batch.partition_key)
+
+    def close(self) -> None:
+        if self._close_hub:
+            self.hub.close()
+
+    def __enter__(self) -> LocalProducerClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class LocalConsumer:
+    """Reads a hub for one consumer group and keeps that group's per-partition checkpoints."""
+
+    def __init__(self, hub: LocalEventHub, consumer_group: str = "$Default") -> None:
+        self.hub = hub
+        self.consumer_group = consumer_group
+
+    @property
+    def partition_ids(self) -> list[str]:
+        return self.hub.partition_ids
+
+    def receive_batch(
+        self, partition_id: str, max_batch_size: int = 300, after_sequence_number: int | None = None
+    ) -> list[ReceivedEvent]:
+        """The next events after the group's checkpoint (or after ``after_sequence_number``).
+
+        Receiving does not move the checkpoint: until :meth:`checkpoint` is called the same events
+        come back, which is how a crashed consumer replays (at least once).
+        """
+        if after_sequence_number is None:
+            checkpoint = self.hub.get_checkpoint(self.consumer_group, partition_id)
+            after_sequence_number = checkpoint[0] if checkpoint else -1
+        return self.hub.read(partition_id, after_sequence_number, max_batch_size)
+
+    def checkpoint(self, partition_id: str, sequence_number: int, offset: str) -> None:
+        """Mark everything up to and including ``sequence_number`` as handled by this group."""
+        self.hub.set_checkpoint(self.consumer_group, partition_id, sequence_number, offset)
+
+    def get_checkpoint(self, partition_id: str) -> tuple[int, str] | None:
+        """The group's ``(sequence_number, offset)`` in a partition, or None before the first."""
+        return self.hub.get_checkpoint(self.consumer_group, partition_id)
+
+    def last_sequence_number(self, partition_id: str) -> int:
+        """The last sequence number enqueued in the partition (-1 when it is empty)."""
+        return self.hub.get_partition_properties(partition_id).last_enqueued_sequence_number
+
+    def backlog(self) -> dict[str, int]:
+        """Per partition, how many events the group has not checkpointed yet."""
+        done = self.hub.checkpoints(self.consumer_group)
+        return {p: max(0, n - 1 - done.get(p, -1)) for p, n in self.hub.next_sequence_numbers().items()}
