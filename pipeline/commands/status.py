@@ -1,0 +1,65 @@
+"""`python -m pipeline status [--json]`: how many events or rows each layer holds right now."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.layers import LayerCounts, count_layers
+from settings import load_settings
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "status",
+        help="Counts per layer (hub, bronze, quarantine, silver, gold, SQL) and the sync watermark",
+        description=(
+            "Count what each layer under $PIPELINE_HOME holds: events in the embedded hub, bronze and "
+            "quarantine records (with quarantine reasons), silver and gold rows, SQL rows and the sync "
+            "watermark. Layers that do not exist yet count as zero."
+        ),
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object (keys hub, bronze, quarantine, ...)"
+    )
+    parser.set_defaults(handler=handle)
+
+
+def status_table(counts: LayerCounts, title: str = "Pipeline status") -> Table:
+    """A rich table of the layer counts, one row per layer."""
+    table = Table(title=title)
+    table.add_column("layer")
+    table.add_column("count", justify="right")
+    table.add_column("detail")
+    table.add_row("hub (embedded Event Hub)", f"{counts.hub:,}", f"{counts.hub_backlog:,} not yet ingested")
+    table.add_row("bronze records", f"{counts.bronze:,}", f"{counts.bronze_files:,} files")
+    reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(counts.quarantine_reasons.items()))
+    table.add_row("quarantine records", f"{counts.quarantine:,}", reasons)
+    table.add_row("silver rows", f"{counts.silver:,}", "")
+    if counts.silver_quarantine:
+        table.add_row("silver quarantine rows", f"{counts.silver_quarantine:,}", "rejected by the Spark job")
+    version = "no table yet" if counts.gold_version is None else f"Delta version {counts.gold_version}"
+    table.add_row("gold rows", f"{counts.gold:,}", version)
+    table.add_row("SQL rows", f"{counts.sql:,}", "")
+    synced = (
+        "never synced"
+        if counts.watermark is None
+        else f"gold version {counts.watermark}, synced {counts.watermark_synced_at or '?'}"
+    )
+    table.add_row("sync watermark", "" if counts.watermark is None else str(counts.watermark), synced)
+    return table
+
+
+def handle(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    counts = count_layers(settings)
+    if args.json:
+        print(json.dumps(counts.as_json()))
+        return 0
+    console = Console()
+    console.print(status_table(counts, title=f"Pipeline status ({settings.home})"))
+    return 0

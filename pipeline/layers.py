@@ -1,0 +1,346 @@
+"""Read what each layer of the local pipeline holds, for `status`, `report`, the demo and tests.
+
+Everything here only reads: the embedded hub through its consumer API, the local lake's bronze and
+quarantine files (layout in docs/architecture.md), silver and gold with ``deltalake``, and the SQL
+target's table, watermark and ``sync_runs``. A layer that does not exist yet counts as empty, so a
+fresh ``$PIPELINE_HOME`` reads as zeros.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import re
+import sqlite3
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from settings import Settings
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_LAKE_SUFFIXES = (".jsonl", ".jsonl.gz", ".avro")
+
+
+@dataclass(frozen=True)
+class LayerCounts:
+    """How many events or rows each layer holds right now."""
+
+    hub: int = 0
+    hub_backlog: int = 0
+    bronze: int = 0
+    bronze_files: int = 0
+    quarantine: int = 0
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    silver: int = 0
+    silver_quarantine: int = 0
+    gold: int = 0
+    gold_version: int | None = None
+    sql: int = 0
+    watermark: int | None = None
+    watermark_synced_at: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The `status --json` object: the documented keys first, then the extras."""
+        return {
+            "hub": self.hub,
+            "bronze": self.bronze,
+            "quarantine": self.quarantine,
+            "quarantine_reasons": dict(sorted(self.quarantine_reasons.items())),
+            "silver": self.silver,
+            "gold": self.gold,
+            "sql": self.sql,
+            "watermark": self.watermark,
+            "silver_quarantine": self.silver_quarantine,
+            "hub_backlog": self.hub_backlog,
+            "bronze_files": self.bronze_files,
+            "gold_version": self.gold_version,
+            "watermark_synced_at": self.watermark_synced_at,
+        }
+
+
+# --- timestamps -----------------------------------------------------------------------------------
+
+
+def parse_utc(value: Any) -> datetime | None:
+    """Parse a timestamp as any layer stores it (ISO text, datetime, epoch) into aware UTC."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, tz=UTC)
+    text = str(value).strip().replace(" ", "T", 1)
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(text)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+# --- the embedded hub -----------------------------------------------------------------------------
+
+
+def hub_counts(settings: Settings) -> tuple[int, int]:
+    """Return (events in the embedded hub, events the ingest consumer group has not checkpointed)."""
+    path = settings.local_hub_path
+    if not path.is_file():
+        return 0, 0
+    from localhub import LocalConsumer, LocalEventHub
+
+    # partitions=None: take the hub's own partition count rather than insisting on the setting's.
+    with LocalEventHub(path, name=settings.eventhub_name, partitions=None) as hub:
+        total = hub.count()
+        pending = sum(LocalConsumer(hub, settings.eventhub_consumer_group).backlog().values())
+    return total, pending
+
+
+# --- the local lake (bronze and quarantine files) -------------------------------------------------
+
+
+def lake_files(settings: Settings, container: str) -> list[Path]:
+    """Every finished data file of the stream in a container, oldest partition first."""
+    root = settings.local_lake_path / container / settings.bronze_stream
+    if not root.is_dir():
+        return []
+    files = [
+        p
+        for p in root.rglob("*")
+        # Writers create a temp file starting with `_` and hard-link it into place: skip temps.
+        if p.is_file() and not p.name.startswith(("_", ".")) and p.name.endswith(_LAKE_SUFFIXES)
+    ]
+    return sorted(files)
+
+
+def _read_bytes(path: Path) -> bytes:
+    data = path.read_bytes()
+    return gzip.decompress(data) if path.name.endswith(".gz") else data
+
+
+def count_records(path: Path) -> int:
+    """Number of records in one bronze or quarantine file."""
+    if path.name.endswith(".avro"):
+        import fastavro
+
+        with path.open("rb") as fh:
+            return sum(1 for _ in fastavro.reader(fh))
+    return sum(1 for line in _read_bytes(path).splitlines() if line.strip())
+
+
+def iter_records(path: Path) -> Iterator[dict[str, Any]]:
+    """Yield the records of one bronze or quarantine file as dicts (envelope field names)."""
+    if path.name.endswith(".avro"):
+        import fastavro
+
+        with path.open("rb") as fh:
+            for record in fastavro.reader(fh):
+                yield dict(record)  # type: ignore[arg-type]
+        return
+    for line in _read_bytes(path).splitlines():
+        if line.strip():
+            yield orjson.loads(line)
+
+
+def quarantine_reasons(settings: Settings) -> tuple[int, Counter[str]]:
+    """Return (quarantined records, how many records carry each reason code)."""
+    records = 0
+    reasons: Counter[str] = Counter()
+    for path in lake_files(settings, settings.quarantine_container):
+        for record in iter_records(path):
+            records += 1
+            reasons.update(record.get("Reasons") or ["unknown"])
+    return records, reasons
+
+
+# --- Delta tables ---------------------------------------------------------------------------------
+
+
+def delta_table(uri: str) -> Any | None:
+    """The Delta table at ``uri``, or None when it has not been created yet."""
+    from deltalake import DeltaTable
+
+    if not DeltaTable.is_deltatable(uri):
+        return None
+    return DeltaTable(uri)
+
+
+def delta_rows(uri: str) -> tuple[int, int | None]:
+    """Return (rows, version) of a Delta table; (0, None) when it does not exist."""
+    table = delta_table(uri)
+    if table is None:
+        return 0, None
+    return int(table.count()), int(table.version())
+
+
+def read_delta(uri: str, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """All rows of a Delta table as dicts (empty when it does not exist)."""
+    table = delta_table(uri)
+    if table is None:
+        return []
+    return table.to_pyarrow_table(columns=list(columns) if columns else None).to_pylist()
+
+
+# --- the SQL target -------------------------------------------------------------------------------
+
+
+def _identifier(name: str) -> str:
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"not a valid SQL identifier: {name!r}")
+    return name
+
+
+class SqlReader:
+    """Read-only access to the SQL target: SQLite at ``warehouse.db`` or an ODBC connection."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._odbc = bool(settings.sql_connection)
+        self._conn: Any = None
+        if self._odbc:
+            import pyodbc
+
+            self._conn = pyodbc.connect(settings.sql_connection, autocommit=True, readonly=True)
+            self._schema: str | None = _identifier(settings.sql_schema)
+        elif settings.sqlite_path.is_file():
+            self._conn = sqlite3.connect(f"file:{settings.sqlite_path}?mode=ro", uri=True, timeout=30)
+            self._schema = None
+
+    def __enter__(self) -> SqlReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+    def _name(self, table: str) -> str:
+        table = _identifier(table)
+        return f"{self._schema}.{table}" if self._schema else table
+
+    def rows(self, table: str) -> list[dict[str, Any]] | None:
+        """Every row of a table as dicts, or None when the table (or database) does not exist."""
+        if self._conn is None:
+            return None
+        try:
+            cursor = self._conn.cursor()
+            cursor.execute(f"SELECT * FROM {self._name(table)}")  # identifier validated above
+            names = [column[0] for column in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        except Exception as exc:  # a missing table is "nothing synced yet", anything else is raised
+            if _is_missing_table(exc):
+                return None
+            raise
+
+    def count(self, table: str) -> int:
+        """Rows in a table; 0 when the table (or database) does not exist."""
+        if self._conn is None:
+            return 0
+        try:
+            cursor = self._conn.cursor()
+            cursor.execute(f"SELECT COUNT(*) FROM {self._name(table)}")  # identifier validated
+            return int(cursor.fetchone()[0])
+        except Exception as exc:
+            if _is_missing_table(exc):
+                return 0
+            raise
+
+
+def _is_missing_table(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return any(
+        s in text for s in ("no such table", "does not exist", "invalid object name", "42s02", "42p01")
+    )
+
+
+def watermark(settings: Settings, reader: SqlReader) -> tuple[int | None, str | None]:
+    """The sync watermark: (last synced gold Delta version, when), or (None, None) before any sync."""
+    rows = reader.rows("sync_watermark") or []
+    if not rows:
+        return None, None
+    mine = [r for r in rows if str(r.get("table_name", "")).lower().endswith(settings.sql_table.lower())]
+    row = max(mine or rows, key=lambda r: int(r.get("delta_version") or -1))
+    synced = parse_utc(row.get("synced_at"))
+    version = row.get("delta_version")
+    return (None if version is None else int(version)), (synced.isoformat() if synced else None)
+
+
+# --- everything at once ---------------------------------------------------------------------------
+
+
+def count_layers(settings: Settings) -> LayerCounts:
+    """Count every layer under the settings' home (zeros for layers that do not exist yet)."""
+    hub, backlog = hub_counts(settings)
+    bronze_files = lake_files(settings, settings.bronze_container)
+    quarantined, reasons = quarantine_reasons(settings)
+    silver, _ = delta_rows(settings.silver_table_uri)
+    silver_quarantine, _ = delta_rows(settings.silver_quarantine_table_uri)
+    gold, gold_version = delta_rows(settings.gold_table_uri)
+    with SqlReader(settings) as reader:
+        sql = reader.count(settings.sql_table)
+        version, synced_at = watermark(settings, reader)
+    return LayerCounts(
+        hub=hub,
+        hub_backlog=backlog,
+        bronze=sum(count_records(p) for p in bronze_files),
+        bronze_files=len(bronze_files),
+        quarantine=quarantined,
+        quarantine_reasons=dict(reasons),
+        silver=silver,
+        silver_quarantine=silver_quarantine,
+        gold=gold,
+        gold_version=gold_version,
+        sql=sql,
+        watermark=version,
+        watermark_synced_at=synced_at,
+    )
+
+
+# --- end-to-end freshness -------------------------------------------------------------------------
+
+
+def freshness_seconds(settings: Settings) -> list[float]:
+    """Seconds from each silver event's enqueued time to the sync that made it visible in SQL.
+
+    Definition (docs/architecture.md, "Sync bookkeeping"): the first ``sync_runs.finished_at``
+    whose ``max_source_updated_at`` is at or after the event's silver ``processed_at``, minus its
+    ``enqueued_time``. Events not yet visible in SQL are left out.
+    """
+    with SqlReader(settings) as reader:
+        runs = reader.rows("sync_runs") or []
+    finished = sorted(
+        (parse_utc(r.get("finished_at")), parse_utc(r.get("max_source_updated_at"))) for r in runs
+    )
+    syncs = [(f, m) for f, m in finished if f is not None and m is not None]
+    if not syncs:
+        return []
+    events = read_delta(settings.silver_table_uri, ["enqueued_time", "processed_at"])
+    # Running max of max_source_updated_at over runs in finish order: the first run covering a
+    # processed_at is the first whose running max reaches it.
+    covered: list[tuple[datetime, datetime]] = []
+    high: datetime | None = None
+    for finished_at, max_updated in syncs:
+        high = max_updated if high is None else max(high, max_updated)
+        covered.append((high, finished_at))
+    highs = [h for h, _ in covered]
+    out: list[float] = []
+    for event in events:
+        enqueued, processed = parse_utc(event["enqueued_time"]), parse_utc(event["processed_at"])
+        if enqueued is None or processed is None:
+            continue
+        i = bisect_left(highs, processed)
+        if i < len(covered):
+            out.append((covered[i][1] - enqueued).total_seconds())
+    return out
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100), None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
