@@ -1,5 +1,259 @@
-"""Placeholder so function_app.py imports while the ingest blueprint is being built."""
+"""The ingest Function: an Event Hubs batch in, bronze and quarantine files out.
+
+A thin adapter: read each event's metadata, call the pure core (:mod:`functions.ingest_core`),
+write the files (:mod:`functions.bronze`, :mod:`functions.lake`), log one structured line per
+batch. Bad events never fail the batch (they are quarantined with reason codes); only a storage
+failure raises, so the retry policy below and, after it, the host's replay apply. Every file
+is create-only, so a retried or replayed batch never doubles anything.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
 
 import azure.functions as func
 
+from functions.bronze import QUARANTINE_FORMAT, encode_bronze, encode_quarantine, file_name
+from functions.ingest_core import (
+    UNKNOWN_SEQUENCE_NUMBER,
+    HubEvent,
+    as_utc,
+    process_batch,
+    string_map,
+)
+from functions.lake import LakeStorage, lake_from_settings
+from settings import Settings, load_settings
+
+logger = logging.getLogger("functions.ingest")
+
+# The system properties promoted to envelope fields; the rest are kept in SystemProperties.
+_PROMOTED = frozenset({"SequenceNumber", "Offset", "EnqueuedTimeUtc", "PartitionKey"})
+
 bp = func.Blueprint()
+
+
+@bp.function_name("ingest")
+@bp.retry(
+    strategy="exponential_backoff",
+    max_retry_count="5",
+    minimum_interval="00:00:02",
+    maximum_interval="00:01:00",
+)
+@bp.event_hub_message_trigger(
+    arg_name="events",
+    event_hub_name="%EVENTHUB_NAME%",
+    consumer_group="%EVENTHUB_CONSUMER_GROUP%",
+    connection="EVENTHUB_CONNECTION",
+    cardinality="many",
+    data_type="binary",
+)
+def ingest(events: list[func.EventHubEvent]) -> None:
+    """Event Hubs trigger (many cardinality): validate the batch and write bronze and quarantine."""
+    settings = load_settings()
+    lake = _lake_for(
+        settings.lake_connection_string, settings.lake_account_url, str(settings.local_lake_path)
+    )
+    handle_batch(events, lake, IngestConfig.from_settings(settings))
+
+
+@lru_cache(maxsize=4)
+def _lake_for(connection_string: str, account_url: str, local_path: str) -> LakeStorage:
+    # One client per lake for the worker's lifetime: connections and credentials are reused.
+    return lake_from_settings(
+        Settings(
+            {
+                "LAKE_CONNECTION_STRING": connection_string,
+                "LAKE_ACCOUNT_URL": account_url,
+                "LOCAL_LAKE_PATH": local_path,
+            }
+        )
+    )
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """What the handler needs from the settings."""
+
+    stream: str = "weather"
+    bronze_format: str = "jsonl"
+    bronze_container: str = "bronze"
+    quarantine_container: str = "quarantine"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> IngestConfig:
+        return cls(
+            stream=settings.bronze_stream,
+            bronze_format=settings.bronze_format,
+            bronze_container=settings.bronze_container,
+            quarantine_container=settings.quarantine_container,
+        )
+
+
+@dataclass
+class BatchReport:
+    """What one invocation did: counts for the structured log and the local host's status."""
+
+    partition_id: str | None
+    events: int
+    valid: int
+    quarantined: int
+    reasons: dict[str, int]
+    body_bytes: int
+    duration_ms: float
+    files: dict[str, str] = field(default_factory=dict)  # container -> path
+    written: dict[str, bool] = field(default_factory=dict)  # container -> False when it existed
+
+    def as_log(self) -> dict[str, Any]:
+        return {
+            "event": "ingest_batch",
+            "partition_id": self.partition_id,
+            "events": self.events,
+            "valid": self.valid,
+            "quarantined": self.quarantined,
+            "quarantined_by_reason": self.reasons,
+            "bytes": self.body_bytes,
+            "duration_ms": round(self.duration_ms, 3),
+            "files": self.files,
+            "replayed": [c for c, wrote in self.written.items() if not wrote],
+        }
+
+
+def handle_batch(
+    events: Sequence[func.EventHubEvent],
+    lake: LakeStorage,
+    config: IngestConfig,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> BatchReport:
+    """Turn one trigger batch into bronze and quarantine files.
+
+    Args:
+        events: The batch as the host delivered it.
+        lake: Where the files go.
+        config: Stream, format and container names.
+        clock: The ingestion time source.
+
+    Returns:
+        The batch's counts and file names.
+
+    Raises:
+        Exception: only when the storage fails; the batch is then retried whole, and the files
+            it already wrote are kept as they are (create-only).
+    """
+    started = time.perf_counter()
+    partition_id, hub_events = hub_events_from_trigger(events)
+    report = BatchReport(partition_id, len(hub_events), 0, 0, {}, 0, 0.0)
+    if hub_events:
+        result = process_batch(hub_events, partition_id, config.stream, clock())
+        report.valid, report.quarantined = len(result.bronze), len(result.quarantine)
+        report.reasons, report.body_bytes = dict(result.reasons), result.body_bytes
+        if result.bronze:
+            path = f"{result.folder}/{file_name(result.file_stem, config.bronze_format)}"
+            data = encode_bronze(result.bronze, config.bronze_format, result.file_stem)
+            report.files[config.bronze_container] = path
+            report.written[config.bronze_container] = lake.create(config.bronze_container, path, data)
+        if result.quarantine:
+            path = f"{result.folder}/{file_name(result.file_stem, QUARANTINE_FORMAT)}"
+            report.files[config.quarantine_container] = path
+            report.written[config.quarantine_container] = lake.create(
+                config.quarantine_container, path, encode_quarantine(result.quarantine)
+            )
+    report.duration_ms = (time.perf_counter() - started) * 1000
+    summary = report.as_log()
+    # A JSON message is what App Insights' traces keep verbatim; `extra` carries the same fields
+    # as custom dimensions where an OpenTelemetry/Azure Monitor exporter is configured.
+    logger.info("ingest_batch %s", json.dumps(summary, sort_keys=True), extra={"custom_dimensions": summary})
+    return report
+
+
+def hub_events_from_trigger(events: Sequence[func.EventHubEvent]) -> tuple[str | None, list[HubEvent]]:
+    """Read each event's body and metadata as the many-cardinality trigger supplies them.
+
+    Per-event attributes (sequence number, offset, enqueued time, partition key) come from the
+    event; application and other system properties from the batch's trigger metadata
+    (``PropertiesArray``, ``SystemPropertiesArray``); the partition id from ``PartitionContext``
+    when the host supplies it.
+    """
+    if not events:
+        return None, []
+    metadata = events[0].metadata or {}  # shared by every event of a many-cardinality batch
+    system_array = _list_of_dicts(metadata.get("SystemPropertiesArray"), len(events))
+    properties_array = _list_of_dicts(metadata.get("PropertiesArray"), len(events))
+    partition_id = partition_id_from_metadata(metadata, system_array)
+    converted = []
+    for index, event in enumerate(events):
+        system = system_array[index]
+        sequence_number = event.sequence_number
+        if sequence_number is None:
+            sequence_number = _int_or(system.get("SequenceNumber"), UNKNOWN_SEQUENCE_NUMBER)
+        offset = event.offset if event.offset is not None else system.get("Offset")
+        enqueued = event.enqueued_time or _parse_time(system.get("EnqueuedTimeUtc"))
+        partition_key = event.partition_key
+        if partition_key is None and system.get("PartitionKey") is not None:
+            partition_key = str(system["PartitionKey"])
+        converted.append(
+            HubEvent(
+                body=bytes(event.get_body() or b""),
+                sequence_number=int(sequence_number),
+                offset="" if offset is None else str(offset),
+                enqueued_time=enqueued or datetime.now(UTC),
+                partition_key=partition_key,
+                properties=string_map(properties_array[index]),
+                system_properties=string_map({k: v for k, v in system.items() if k not in _PROMOTED}),
+            )
+        )
+    return partition_id, converted
+
+
+def partition_id_from_metadata(
+    metadata: Mapping[str, Any], system_array: Sequence[Mapping[str, Any]]
+) -> str | None:
+    """The batch's partition id from ``PartitionContext``, else from the system properties."""
+    context = metadata.get("PartitionContext")
+    if isinstance(context, str):
+        try:
+            context = json.loads(context)
+        except ValueError:
+            context = None
+    if isinstance(context, Mapping):
+        for key, value in context.items():
+            if str(key).lower() == "partitionid" and value not in (None, ""):
+                return str(value)
+    for system in system_array[:1]:
+        for key in ("PartitionId", "x-opt-partition-id"):
+            if system.get(key) not in (None, ""):
+                return str(system[key])
+    return None
+
+
+def _list_of_dicts(value: Any, length: int) -> list[Mapping[str, Any]]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = None
+    if not isinstance(value, list) or len(value) != length:
+        return [{} for _ in range(length)]
+    return [item if isinstance(item, Mapping) else {} for item in value]
+
+
+def _int_or(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return as_utc(datetime.fromisoformat(value))
+    except ValueError:
+        return None

@@ -1,0 +1,244 @@
+"""The ingest Function's pure core: one Event Hubs batch in, bronze and quarantine records out.
+
+No I/O here. Every event of a batch ends up in exactly one of the two lists the core returns:
+``bronze`` (the body passed the contract) or ``quarantine`` (it did not; the record says why and
+keeps the original bytes). The record shapes are the ones docs/architecture.md "Bronze records"
+documents, as plain dicts so that the encoders in :mod:`functions.bronze` stay fast.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypedDict
+
+import orjson
+
+from contract import validate_event
+
+UNKNOWN_SEQUENCE_NUMBER = -1
+# Partition ids go into file names: anything but these characters makes the id "unknown".
+_SAFE_PARTITION_ID = re.compile(r"^[A-Za-z0-9_]{1,32}$")
+
+
+@dataclass(frozen=True, slots=True)
+class HubEvent:
+    """One event as the Event Hubs trigger delivered it (body and the host's metadata)."""
+
+    body: bytes
+    sequence_number: int
+    offset: str
+    enqueued_time: datetime
+    partition_key: str | None = None
+    properties: Mapping[str, str] = field(default_factory=dict)
+    system_properties: Mapping[str, str] = field(default_factory=dict)
+
+
+class BronzeRecord(TypedDict):
+    """One valid event; ``Body`` is bytes here and text in JSON lines."""
+
+    SequenceNumber: int
+    Offset: str
+    EnqueuedTimeUtc: str
+    SystemProperties: Mapping[str, str]
+    Properties: Mapping[str, str]
+    Body: bytes
+    PartitionId: str
+    PartitionKey: str | None
+    EventId: str
+    IngestedTimeUtc: str
+
+
+class QuarantineRecord(TypedDict):
+    """One rejected event: the bronze envelope plus why, with the body as text or base64."""
+
+    SequenceNumber: int
+    Offset: str
+    EnqueuedTimeUtc: str
+    SystemProperties: Mapping[str, str]
+    Properties: Mapping[str, str]
+    Body: str
+    BodyEncoding: str
+    PartitionId: str
+    PartitionKey: str | None
+    EventId: str | None
+    IngestedTimeUtc: str
+    Reasons: list[str]
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """Where every event of one batch goes, and the names its files get.
+
+    Attributes:
+        folder: ``<stream>/ingest_date=YYYY-MM-DD/hour=HH`` (the same under both containers).
+        file_stem: ``p<partition>-<first seq:020d>-<last seq:020d>``; the extension is the format's.
+        bronze: Records of the valid events, in batch order.
+        quarantine: Records of the rejected events, in batch order.
+        reasons: How many rejected events carried each reason code.
+        body_bytes: Total size of the batch's bodies.
+    """
+
+    folder: str
+    file_stem: str
+    bronze: list[BronzeRecord]
+    quarantine: list[QuarantineRecord]
+    reasons: Counter[str]
+    body_bytes: int
+
+    @property
+    def event_count(self) -> int:
+        return len(self.bronze) + len(self.quarantine)
+
+
+def rfc3339_ms(moment: datetime) -> str:
+    """Format a time as RFC 3339 UTC with milliseconds (``2026-11-22T07:43:20.123Z``).
+
+    A naive time is taken as UTC, as the Functions host's naive times are.
+    """
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat(timespec="milliseconds") + "Z"
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Return an aware UTC time; a naive one is taken as UTC."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def string_map(values: Mapping[str, Any] | None) -> dict[str, str]:
+    """Render property values as strings: text as is, bytes as UTF-8, anything else as JSON."""
+    if not values:
+        return {}
+    rendered: dict[str, str] = {}
+    for key, value in values.items():
+        if isinstance(value, str):
+            rendered[str(key)] = value
+        elif isinstance(value, bytes | bytearray):
+            rendered[str(key)] = bytes(value).decode("utf-8", errors="backslashreplace")
+        else:
+            rendered[str(key)] = orjson.dumps(value, default=str).decode()
+    return rendered
+
+
+def batch_file_stem(partition_id: str | None, events: Sequence[HubEvent]) -> str:
+    """Name a batch's files from its partition and its first and last sequence numbers.
+
+    The name depends only on what the hub assigned, so a replay of the same batch gets the same
+    name. When the host did not say which partition the batch came from (or gave no sequence
+    numbers), a digest of the batch's offsets, sequence numbers and bodies stands in for the
+    partition id: two partitions' batches then still get different names (unless they are the
+    same events).
+    """
+    numbers = [e.sequence_number for e in events]
+    first, last = min(numbers), max(numbers)
+    known_numbers = first >= 0
+    if known_numbers and partition_id is not None and _SAFE_PARTITION_ID.match(partition_id):
+        prefix = f"p{partition_id}"
+    else:
+        digest = hashlib.sha256()
+        for event in events:
+            digest.update(f"{event.sequence_number}\x00{event.offset}\x00".encode())
+            digest.update(hashlib.sha256(event.body).digest())
+        prefix = f"px{digest.hexdigest()[:16]}"
+    return f"{prefix}-{max(first, 0):020d}-{max(last, 0):020d}"
+
+
+def batch_folder(stream: str, first_enqueued: datetime) -> str:
+    """The date/hour folder of a batch, from its first event's enqueued time (UTC)."""
+    moment = as_utc(first_enqueued)
+    return f"{stream}/ingest_date={moment:%Y-%m-%d}/hour={moment:%H}"
+
+
+def process_batch(
+    events: Sequence[HubEvent], partition_id: str | None, stream: str, ingested_at: datetime
+) -> BatchResult:
+    """Validate a batch and build its bronze and quarantine records.
+
+    Args:
+        events: The batch, in the order the hub delivered it (not empty).
+        partition_id: The partition the batch came from, or None when the host did not say.
+        stream: The stream name (first folder level under each container).
+        ingested_at: When the Function handled the batch.
+
+    Returns:
+        The records and the names of the files they go to. Bad bodies never raise.
+    """
+    if not events:
+        raise ValueError("a batch has at least one event")
+    ingested = rfc3339_ms(ingested_at)
+    partition = partition_id or ""
+    bronze: list[BronzeRecord] = []
+    quarantine: list[QuarantineRecord] = []
+    reasons: Counter[str] = Counter()
+    body_bytes = 0
+    for event in events:
+        body = event.body
+        body_bytes += len(body)
+        enqueued = as_utc(event.enqueued_time)
+        verdict = validate_event(body, enqueued)
+        if not verdict.reasons and verdict.event_id is not None:
+            bronze.append(
+                {
+                    "SequenceNumber": event.sequence_number,
+                    "Offset": event.offset,
+                    "EnqueuedTimeUtc": rfc3339_ms(enqueued),
+                    "SystemProperties": event.system_properties,
+                    "Properties": event.properties,
+                    "Body": body,
+                    "PartitionId": partition,
+                    "PartitionKey": event.partition_key,
+                    "EventId": verdict.event_id,
+                    "IngestedTimeUtc": ingested,
+                }
+            )
+            continue
+        codes = list(verdict.reasons) or ["missing:eventId"]
+        reasons.update(codes)
+        text, encoding = body_as_text(body)
+        quarantine.append(
+            {
+                "SequenceNumber": event.sequence_number,
+                "Offset": event.offset,
+                "EnqueuedTimeUtc": rfc3339_ms(enqueued),
+                "SystemProperties": event.system_properties,
+                "Properties": event.properties,
+                "Body": text,
+                "BodyEncoding": encoding,
+                "PartitionId": partition,
+                "PartitionKey": event.partition_key,
+                "EventId": verdict.event_id,
+                "IngestedTimeUtc": ingested,
+                "Reasons": codes,
+            }
+        )
+    return BatchResult(
+        folder=batch_folder(stream, events[0].enqueued_time),
+        file_stem=batch_file_stem(partition_id, events),
+        bronze=bronze,
+        quarantine=quarantine,
+        reasons=reasons,
+        body_bytes=body_bytes,
+    )
+
+
+def body_as_text(body: bytes) -> tuple[str, str]:
+    """Return the body as UTF-8 text, or as base64 when it is not UTF-8, with the encoding's name."""
+    try:
+        return body.decode("utf-8"), "utf8"
+    except UnicodeDecodeError:
+        return base64.b64encode(body).decode("ascii"), "base64"
+
+
+def original_body(record: Mapping[str, Any]) -> bytes:
+    """Recover a quarantined event's original bytes (for fixing and replaying it)."""
+    if record["BodyEncoding"] == "base64":
+        return base64.b64decode(record["Body"])
+    return str(record["Body"]).encode("utf-8")
