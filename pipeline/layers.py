@@ -302,39 +302,38 @@ def count_layers(settings: Settings) -> LayerCounts:
 # --- end-to-end freshness -------------------------------------------------------------------------
 
 
-def freshness_seconds(settings: Settings) -> list[float]:
-    """Seconds from each silver event's enqueued time to the sync that made it visible in SQL.
+def sql_visibility(settings: Settings) -> list[tuple[datetime, datetime]]:
+    """For each silver event now visible in SQL: (enqueued time, time it became visible in SQL).
 
-    Definition (docs/architecture.md, "Sync bookkeeping"): the first ``sync_runs.finished_at``
-    whose ``max_source_updated_at`` is at or after the event's silver ``processed_at``, minus its
-    ``enqueued_time``. Events not yet visible in SQL are left out.
+    Definition (docs/architecture.md, "Sync bookkeeping"): visible at the first
+    ``sync_runs.finished_at`` whose ``max_source_updated_at`` is at or after the event's silver
+    ``processed_at``. Events not yet visible in SQL are left out.
     """
     with SqlReader(settings) as reader:
         runs = reader.rows("sync_runs") or []
-    finished = sorted(
-        (parse_utc(r.get("finished_at")), parse_utc(r.get("max_source_updated_at"))) for r in runs
-    )
-    syncs = [(f, m) for f, m in finished if f is not None and m is not None]
-    if not syncs:
+    pairs = ((parse_utc(r.get("finished_at")), parse_utc(r.get("max_source_updated_at"))) for r in runs)
+    finished = sorted((f, m) for f, m in pairs if f is not None and m is not None)
+    if not finished:
         return []
-    events = read_delta(settings.silver_table_uri, ["enqueued_time", "processed_at"])
     # Running max of max_source_updated_at over runs in finish order: the first run covering a
-    # processed_at is the first whose running max reaches it.
-    covered: list[tuple[datetime, datetime]] = []
-    high: datetime | None = None
-    for finished_at, max_updated in syncs:
-        high = max_updated if high is None else max(high, max_updated)
-        covered.append((high, finished_at))
-    highs = [h for h, _ in covered]
-    out: list[float] = []
-    for event in events:
+    # processed_at is the first whose running max reaches it (the running max is sorted).
+    highs: list[datetime] = []
+    for _, max_updated in finished:
+        highs.append(max_updated if not highs else max(highs[-1], max_updated))
+    out: list[tuple[datetime, datetime]] = []
+    for event in read_delta(settings.silver_table_uri, ["enqueued_time", "processed_at"]):
         enqueued, processed = parse_utc(event["enqueued_time"]), parse_utc(event["processed_at"])
         if enqueued is None or processed is None:
             continue
         i = bisect_left(highs, processed)
-        if i < len(covered):
-            out.append((covered[i][1] - enqueued).total_seconds())
+        if i < len(finished):
+            out.append((enqueued, finished[i][0]))
     return out
+
+
+def freshness_seconds(settings: Settings) -> list[float]:
+    """Seconds from each silver event's enqueued time to when it became visible in SQL."""
+    return [(visible - enqueued).total_seconds() for enqueued, visible in sql_visibility(settings)]
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
