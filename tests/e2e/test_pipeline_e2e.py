@@ -1,0 +1,338 @@
+"""The whole local pipeline through its real CLIs, checked against the events the test sent.
+
+The test writes its own corpus (valid events over six locations, exact re-sends, late events in a
+second wave, and bad bodies of several kinds), sends it with `python -m producer --from-file`, and
+runs `python -m pipeline run --once` after each wave. Expected values are computed here in plain
+Python from the corpus alone, never with the project's code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from deltalake import DeltaTable
+
+from localhub import LocalConsumer, LocalEventHub
+from pipeline.layers import iter_records, lake_files, parse_utc
+from pipeline.orchestrate import LOCATION_OVERRIDES
+from settings import PROJECT_ROOT, Settings
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.spark, pytest.mark.integration]
+
+DIRECTIONS = [
+    "N",
+    "NNE",
+    "NE",
+    "ENE",
+    "E",
+    "ESE",
+    "SE",
+    "SSE",
+    "S",
+    "SSW",
+    "SW",
+    "WSW",
+    "W",
+    "WNW",
+    "NW",
+    "NNW",
+]
+CONDITIONS = ["Clear", "Cloudy", "Rain", "Snow", "Fog"]
+LOCATIONS = ["Oslo", "Lima", "Nairobi", "Hanoi", "Québec", "Perth"]
+WINDOW = timedelta(minutes=5)
+GOLD_NUMBERS = [
+    "avg_temperature",
+    "min_temperature",
+    "max_temperature",
+    "avg_humidity",
+    "avg_wind_speed",
+    "max_wind_speed",
+    "total_precipitation",
+]
+
+
+@dataclass
+class Corpus:
+    """What the test sent, and what it therefore expects."""
+
+    valid: dict[str, dict[str, Any]] = field(default_factory=dict)  # eventId -> first body sent
+    bad: list[bytes] = field(default_factory=list)
+    bodies_sent: int = 0
+
+
+def _iso(t: datetime) -> str:
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _event(rng: random.Random, t: datetime, device: int) -> dict[str, Any]:
+    return {
+        "eventId": str(uuid.UUID(int=rng.getrandbits(128))),
+        "deviceId": f"dev-{device:02d}",
+        "location": LOCATIONS[device % len(LOCATIONS)],
+        "eventTime": _iso(t),
+        "temperature": round(rng.uniform(-15, 35), 2),
+        "humidity": round(rng.uniform(10, 100), 1),
+        "windSpeed": round(rng.uniform(0, 30), 1),
+        "windDirection": rng.choice(DIRECTIONS),
+        "precipitation": round(rng.uniform(0, 3), 2),
+        "conditions": rng.choice(CONDITIONS),
+    }
+
+
+def _dump(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _bad_bodies(rng: random.Random, template: dict[str, Any], now: datetime) -> list[bytes]:
+    def variant(**changes: Any) -> bytes:
+        body = dict(template, eventId=str(uuid.UUID(int=rng.getrandbits(128))))
+        for key, value in changes.items():
+            if value is None:
+                body.pop(key)
+            else:
+                body[key] = value
+        return _dump(body)
+
+    kinds = [
+        lambda: b'{"eventId": "cut-short"',  # not JSON
+        lambda: b"[1, 2, 3]",  # JSON, not an object
+        lambda: variant(temperature=None),  # missing field
+        lambda: variant(humidity=140),  # out of range
+        lambda: variant(windSpeed="12"),  # numeric string
+        lambda: variant(windDirection="North"),  # not a compass point
+        lambda: variant(eventTime=_iso(now + timedelta(hours=2))),  # from the future
+    ]
+    return [kinds[i % len(kinds)]() for i in range(len(kinds) * 6)]
+
+
+def wave(rng: random.Random, corpus: Corpus, count: int, start: datetime, span: timedelta) -> list[bytes]:
+    """``count`` valid events in event-time order over the span, plus 1% exact re-sends."""
+    lines: list[bytes] = []
+    for i in range(count):
+        t = start + span * (i / count) + timedelta(seconds=rng.uniform(-20, 20))
+        body = _event(rng, t, rng.randrange(24))
+        corpus.valid.setdefault(body["eventId"], body)
+        lines.append(_dump(body))
+        if rng.random() < 0.01:
+            lines.append(_dump(corpus.valid[rng.choice(list(corpus.valid))]))
+    return lines
+
+
+def expected_gold(events: list[dict[str, Any]]) -> dict[tuple[str, datetime], dict[str, Any]]:
+    """Tumbling 5-minute UTC windows per location, computed from the bodies alone."""
+    groups: dict[tuple[str, datetime], list[dict[str, Any]]] = defaultdict(list)
+    for event in events:
+        t = datetime.fromisoformat(event["eventTime"].replace("Z", "+00:00")).astimezone(UTC)
+        start = t.replace(minute=t.minute - t.minute % 5, second=0, microsecond=0)
+        groups[(event["location"], start)].append(event)
+
+    def dominant(values: list[str]) -> str:
+        counts = Counter(values)
+        return min(v for v, n in counts.items() if n == max(counts.values()))
+
+    gold = {}
+    for (location, start), group in groups.items():
+        n = len(group)
+        gold[(location, start)] = {
+            "window_end": start + WINDOW,
+            "event_count": n,
+            "avg_temperature": math.fsum(e["temperature"] for e in group) / n,
+            "min_temperature": min(e["temperature"] for e in group),
+            "max_temperature": max(e["temperature"] for e in group),
+            "avg_humidity": math.fsum(e["humidity"] for e in group) / n,
+            "avg_wind_speed": math.fsum(e["windSpeed"] for e in group) / n,
+            "max_wind_speed": max(e["windSpeed"] for e in group),
+            "total_precipitation": math.fsum(e["precipitation"] for e in group),
+            "dominant_wind_direction": dominant([e["windDirection"] for e in group]),
+            "dominant_conditions": dominant([e["conditions"] for e in group]),
+        }
+    return gold
+
+
+# --- running the real CLIs ------------------------------------------------------------------------
+
+
+def _cli(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, f"{' '.join(args)} exited {result.returncode}:\n{result.stderr[-3000:]}"
+    return result
+
+
+def _send(env: dict[str, str], home: Path, name: str, lines: list[bytes]) -> None:
+    path = home / name
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    _cli(env, "-m", "producer", "--target", "local", "--from-file", str(path))
+
+
+@dataclass
+class Run:
+    home: Path
+    env: dict[str, str]
+    corpus: Corpus
+    settings: Settings
+    before_rerun: dict[str, Any]
+    after_rerun: dict[str, Any]
+
+
+def snapshot(settings: Settings) -> dict[str, Any]:
+    """Everything a run could change: lake files, Delta versions, SQL rows, hub checkpoints."""
+    lake = settings.local_lake_path
+    files = {
+        str(p.relative_to(lake)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in lake.rglob("*")
+        if p.is_file()
+    }
+    versions = {
+        uri: DeltaTable(uri).version()
+        for uri in (settings.silver_table_uri, settings.silver_quarantine_table_uri, settings.gold_table_uri)
+        if DeltaTable.is_deltatable(uri)
+    }
+    with sqlite3.connect(settings.sqlite_path) as con:
+        sql = {
+            table: sorted(map(repr, con.execute(f"SELECT * FROM {table}").fetchall()))
+            for table in ("weather_summary", "sync_watermark", "sync_runs")
+        }
+    with LocalEventHub(settings.local_hub_path) as hub:
+        consumer = LocalConsumer(hub, settings.eventhub_consumer_group)
+        hub_checkpoints = [consumer.get_checkpoint(p) for p in hub.partition_ids]
+    return {"files": files, "versions": versions, "sql": sql, "hub_checkpoints": hub_checkpoints}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    home = tmp_path_factory.mktemp("e2e-home")
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env["PIPELINE_HOME"] = str(home)
+    for name in LOCATION_OVERRIDES:
+        env[name] = ""  # embedded defaults under this home, whatever local.settings.json says
+    settings = Settings(values={"PIPELINE_HOME": str(home)})
+    rng = random.Random(20261122)
+    now = datetime.now(UTC)
+    start = (now - timedelta(hours=2)).replace(second=0, microsecond=0)
+    corpus = Corpus()
+
+    first = wave(rng, corpus, 2500, start, timedelta(minutes=100))
+    corpus.bad = _bad_bodies(rng, json.loads(first[0]), now)
+    for body in corpus.bad:  # scattered through the stream, never first
+        first.insert(rng.randrange(1, len(first)), body)
+    _send(env, home, "wave1.jsonl", first)
+    _cli(env, "-m", "pipeline", "run", "--once")
+
+    # Second wave, after the first went all the way to SQL: events up to ~2 h late into windows
+    # already in gold, and exact re-sends of events from the first wave.
+    late = wave(rng, corpus, 300, start, timedelta(minutes=100))
+    late += [_dump(corpus.valid[i]) for i in rng.sample(list(corpus.valid)[:2500], 40)]
+    rng.shuffle(late)
+    _send(env, home, "wave2.jsonl", late)
+    _cli(env, "-m", "pipeline", "run", "--once")
+    corpus.bodies_sent = len(first) + len(late)
+
+    before = snapshot(settings)
+    _cli(env, "-m", "pipeline", "run", "--once")  # nothing new: must change nothing
+    after = snapshot(settings)
+    return Run(home, env, corpus, settings, before, after)
+
+
+# --- the invariants -------------------------------------------------------------------------------
+
+
+def _silver_ids(settings: Settings) -> Counter[str]:
+    table = DeltaTable(settings.silver_table_uri).to_pyarrow_table(columns=["event_id"])
+    return Counter(table.column("event_id").to_pylist())
+
+
+def _quarantine_records(settings: Settings) -> list[dict[str, Any]]:
+    return [r for p in lake_files(settings, settings.quarantine_container) for r in iter_records(p)]
+
+
+def test_every_valid_event_is_in_silver_exactly_once_duplicates_collapsed(run: Run) -> None:
+    silver = _silver_ids(run.settings)
+    assert set(silver) == set(run.corpus.valid)
+    assert max(silver.values()) == 1
+
+
+def test_every_bad_body_is_quarantined_once_and_never_reaches_silver(run: Run) -> None:
+    records = _quarantine_records(run.settings)
+    quarantined = Counter(r["Body"].encode() for r in records)
+    assert quarantined == Counter(run.corpus.bad)
+    assert all(r["Reasons"] for r in records)
+    bad_ids = {r["EventId"] for r in records} - {None}
+    assert not bad_ids & set(_silver_ids(run.settings))
+    assert not bad_ids & set(run.corpus.valid)
+
+
+def test_gold_equals_an_independent_recomputation_from_the_valid_events(run: Run) -> None:
+    expected = expected_gold(list(run.corpus.valid.values()))
+    rows = DeltaTable(run.settings.gold_table_uri).to_pyarrow_table().to_pylist()
+    got = {(r["location"], parse_utc(r["window_start"])): r for r in rows}
+    assert len(rows) == len(got)  # one row per key
+    assert set(got) == set(expected)
+    for key, want in expected.items():
+        row = got[key]
+        assert parse_utc(row["window_end"]) == want["window_end"], key
+        assert row["event_count"] == want["event_count"], key
+        for column in GOLD_NUMBERS:
+            assert math.isclose(row[column], want[column], rel_tol=1e-9, abs_tol=1e-9), (key, column)
+        assert row["dominant_wind_direction"] == want["dominant_wind_direction"], key
+        assert row["dominant_conditions"] == want["dominant_conditions"], key
+
+
+def test_sql_table_equals_gold_row_for_row(run: Run) -> None:
+    gold = DeltaTable(run.settings.gold_table_uri).to_pyarrow_table().to_pylist()
+    with sqlite3.connect(run.settings.sqlite_path) as con:
+        con.row_factory = sqlite3.Row
+        sql = [dict(r) for r in con.execute("SELECT * FROM weather_summary")]
+    assert len(sql) == len(gold)
+    by_key = {(r["location"], parse_utc(r["window_start"])): r for r in sql}
+    for row in gold:
+        mirror = by_key[(row["location"], parse_utc(row["window_start"]))]
+        for column, value in row.items():
+            if isinstance(value, datetime):
+                assert parse_utc(mirror[column]) == parse_utc(value), column
+            elif isinstance(value, float):
+                assert math.isclose(mirror[column], value, rel_tol=1e-12), column
+            else:
+                assert mirror[column] == value, column
+        assert mirror["synced_at"] is not None
+
+
+def test_second_run_once_with_no_new_events_changes_nothing(run: Run) -> None:
+    assert run.after_rerun["versions"] == run.before_rerun["versions"]
+    assert run.after_rerun["sql"] == run.before_rerun["sql"]
+    assert run.after_rerun["hub_checkpoints"] == run.before_rerun["hub_checkpoints"]
+    assert run.after_rerun["files"] == run.before_rerun["files"]
+
+
+def test_status_json_counts_match_what_was_sent(run: Run) -> None:
+    status = json.loads(_cli(run.env, "-m", "pipeline", "status", "--json").stdout)
+    n_valid_sent = run.corpus.bodies_sent - len(run.corpus.bad)
+    assert status["hub"] == run.corpus.bodies_sent
+    assert status["bronze"] == n_valid_sent
+    assert status["quarantine"] == len(run.corpus.bad)
+    assert sum(status["quarantine_reasons"].values()) >= len(run.corpus.bad)
+    assert status["silver"] == len(run.corpus.valid)
+    assert status["gold"] == status["sql"] == len(expected_gold(list(run.corpus.valid.values())))
+    assert status["watermark"] == DeltaTable(run.settings.gold_table_uri).version()
+
+
+def test_report_over_the_run_writes_the_page_and_chart(run: Run) -> None:
+    out = _cli(run.env, "-m", "pipeline", "report").stdout
+    page = run.home / "reports" / "report.html"
+    assert str(page) in out
+    assert page.read_text(encoding="utf-8").count("<svg") == 3
+    assert (run.home / "reports" / "gold_temperature.png").stat().st_size > 0
