@@ -12,9 +12,11 @@ import json
 import math
 import os
 import random
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -336,3 +338,48 @@ def test_report_over_the_run_writes_the_page_and_chart(run: Run) -> None:
     assert str(page) in out
     assert page.read_text(encoding="utf-8").count("<svg") == 3
     assert (run.home / "reports" / "gold_temperature.png").stat().st_size > 0
+
+
+def _sql_event_total(settings: Settings) -> int:
+    if not settings.sqlite_path.exists():
+        return 0
+    with sqlite3.connect(settings.sqlite_path) as con:
+        if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'weather_summary'").fetchone():
+            return 0
+        return int(con.execute("SELECT COALESCE(SUM(event_count), 0) FROM weather_summary").fetchone()[0])
+
+
+def test_continuous_run_delivers_to_sql_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env.update({name: "" for name in LOCATION_OVERRIDES})
+    env.update(PIPELINE_HOME=str(tmp_path), SPARK_TRIGGER_SECONDS="2", SYNC_SCHEDULE="*/3 * * * * *")
+    settings = Settings(values={"PIPELINE_HOME": str(tmp_path)})
+    rng = random.Random(5)
+    corpus = Corpus()
+    start = (datetime.now(UTC) - timedelta(minutes=30)).replace(second=0, microsecond=0)
+    lines = wave(rng, corpus, 400, start, timedelta(minutes=20))
+    log = (tmp_path / "run.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "run"], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log
+    )
+    try:
+        _send(env, tmp_path, "events.jsonl", lines)
+        deadline = time.monotonic() + 180
+        total = 0
+        while time.monotonic() < deadline and proc.poll() is None:
+            total = _sql_event_total(settings)
+            if total == len(corpus.valid):
+                break
+            time.sleep(1)
+        assert proc.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
+        assert total == len(corpus.valid)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        try:
+            code = proc.wait(90)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+        log.close()
+    assert code == 0, (tmp_path / "run.log").read_text()[-3000:]
