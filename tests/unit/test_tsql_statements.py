@@ -1,0 +1,182 @@
+"""SQL Server cannot run here: every T-SQL statement the SQL Server dialect emits is parsed with sqlglot."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+
+import pyodbc
+import pytest
+import sqlglot
+from sqlglot import exp
+
+from functions.sync_core import GOLD_COLUMNS
+from functions.warehouse import (
+    SQL_COPT_SS_ACCESS_TOKEN,
+    PostgresDialect,
+    SqliteDialect,
+    SqlServerDialect,
+    TableNames,
+    access_token_struct,
+    ddl_script,
+    dialect_for,
+    dialect_name_for,
+    is_transient_error,
+    needs_access_token,
+    odbc_connector,
+)
+from settings import SettingsError
+
+ROOT = Path(__file__).resolve().parents[2]
+TSQL = SqlServerDialect(TableNames("reporting", "weather_summary"))
+
+
+def parse_tsql(statement: str) -> exp.Expression:
+    (tree,) = sqlglot.parse(statement, read="tsql")
+    assert tree is not None
+    # A Command is sqlglot giving up and keeping the text: that is not a parse.
+    assert not isinstance(tree, exp.Command), statement
+    return tree
+
+
+@pytest.mark.parametrize("statement", TSQL.statements(), ids=lambda s: s[:60])
+def test_every_tsql_statement_the_code_emits_parses(statement):
+    parse_tsql(statement)
+
+
+def test_the_upsert_is_one_merge_with_holdlock_on_the_unique_key():
+    merge = parse_tsql(TSQL.upsert())
+    assert isinstance(merge, exp.Merge)
+    sql = merge.sql("tsql")
+    assert "WITH (HOLDLOCK)" in sql
+    assert "[reporting].[weather_summary]" in sql
+    on = merge.args["on"].sql("tsql")
+    assert on == "t.[location] = s.[location] AND t.[window_start] = s.[window_start]"
+    # both branches stamp synced_at from a parameter; nothing else is a parameter
+    assert TSQL.upsert().count("?") == 2
+    assert "EXCEPT" in sql  # only changed rows are updated, so synced_at survives a replay
+
+
+def test_the_watermark_is_locked_and_advanced_with_compare_and_set():
+    lock = parse_tsql(TSQL.lock_watermark()).sql("tsql")
+    assert "WITH (UPDLOCK, HOLDLOCK)" in lock
+    update = parse_tsql(TSQL.advance_watermark())
+    assert isinstance(update, exp.Update)
+    where = update.args["where"].sql("tsql")
+    assert "[delta_version] = ?" in where and "[table_name] = ?" in where
+
+
+def test_staging_is_a_session_temp_table():
+    drop, create = TSQL.create_stage()
+    assert parse_tsql(create).find(exp.Table).sql("tsql") == "#weather_sync_stage"
+    assert isinstance(parse_tsql(drop), exp.Drop)
+    insert = parse_tsql(TSQL.insert_stage())
+    assert TSQL.insert_stage().count("?") == len(GOLD_COLUMNS) + 1
+
+
+def test_generated_scripts_in_sql_folder_match_the_code():
+    for name in ("sqlserver", "postgresql", "sqlite"):
+        script = ddl_script(dialect_for(name, TableNames()))
+        assert (ROOT / "sql" / name / "schema.sql").read_text(encoding="utf-8") == script, name
+
+
+def test_sqlserver_script_batches_parse_apart_from_the_schema_guard():
+    script = ddl_script(SqlServerDialect(TableNames()))
+    code = "\n".join(line for line in script.splitlines() if not line.startswith("--"))
+    body = [b.strip() for b in re.split(r"^GO$", code, flags=re.MULTILINE) if b.strip()]
+    assert len(body) == len(SqlServerDialect(TableNames()).ddl())
+    assert body[0].startswith("IF SCHEMA_ID(N'dbo') IS NULL")
+    for batch in body[1:]:
+        parse_tsql(batch)
+
+
+def test_sqlite_statements_run_on_a_real_sqlite(tmp_path):
+    dialect = SqliteDialect(TableNames())
+    conn = sqlite3.connect(tmp_path / "w.db")
+    for statement in dialect.ddl():
+        conn.execute(statement)
+    for statement in dialect.ddl():  # idempotent
+        conn.execute(statement)
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert {"weather_summary", "sync_watermark", "sync_runs", "dim_date", "dim_location"} <= names
+
+
+# --- identifiers ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("bad", ["dbo; DROP TABLE x", "a b", "1abc", "x]", 'x"', "", "a" * 65])
+def test_table_and_schema_names_from_settings_are_validated(bad):
+    with pytest.raises(SettingsError):
+        TableNames(schema=bad)
+    with pytest.raises(SettingsError):
+        TableNames(table=bad)
+
+
+def test_postgres_casts_every_parameter():
+    pg = PostgresDialect(TableNames())
+    for statement in (pg.advance_watermark(), pg.insert_run(), pg.insert_stage(), pg.upsert()):
+        assert statement.count("?") == statement.count("CAST(? AS"), statement
+
+
+# --- connections -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("connection_string", "dialect"),
+    [
+        ("", "sqlite"),
+        ("Driver={ODBC Driver 18 for SQL Server};Server=tcp:x.database.windows.net,1433;Database=d", "sqlserver"),
+        ("Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=5432;Database=d;Uid=u;Pwd=", "postgresql"),
+    ],
+)
+def test_the_dialect_follows_the_connection_string(connection_string, dialect):
+    assert dialect_name_for(connection_string) == dialect
+
+
+def test_an_unknown_driver_is_a_clear_settings_error():
+    with pytest.raises(SettingsError, match="SQL_CONNECTION"):
+        dialect_name_for("Driver={MySQL};Server=x")
+
+
+def test_managed_identity_token_is_packed_for_the_odbc_driver():
+    packed = access_token_struct("abc")
+    assert packed == b"\x06\x00\x00\x00a\x00b\x00c\x00"
+    assert needs_access_token("Driver={ODBC Driver 18 for SQL Server};Server=tcp:s;Database=d")
+    assert not needs_access_token("Driver={ODBC Driver 18 for SQL Server};Server=s;Uid=u;Pwd=p")
+    assert not needs_access_token("Driver={ODBC Driver 18 for SQL Server};Server=s;Authentication=ActiveDirectoryMsi")
+
+
+def test_sql_server_connection_without_credentials_sends_an_access_token(monkeypatch):
+    calls = []
+    monkeypatch.setattr(pyodbc, "connect", lambda *a, **kw: calls.append((a, kw)) or "conn")
+    connect = odbc_connector("Driver={ODBC Driver 18 for SQL Server};Server=tcp:s;Database=d", "sqlserver",
+                             token_provider=lambda: "tok")  # fmt: skip
+    assert connect() == "conn"
+    (_, kwargs), = calls
+    assert kwargs["attrs_before"] == {SQL_COPT_SS_ACCESS_TOKEN: access_token_struct("tok")}
+    assert kwargs["autocommit"] is False
+
+
+# --- transient errors -----------------------------------------------------------------------------
+def odbc_error(sqlstate: str, native: int, text: str) -> pyodbc.Error:
+    return pyodbc.Error(sqlstate, f"[{sqlstate}] [Microsoft][ODBC Driver 18 for SQL Server][SQL Server]{text} ({native}) (SQLExecDirectW)")
+
+
+@pytest.mark.parametrize("native", [1205, 40613, 40197, 40501, 49918, 49919, 49920, 4060, 10928, 10929, 233,
+                                    10053, 10054, 10060, 64])  # fmt: skip
+def test_sql_server_deadlocks_and_azure_transients_are_retried(native):
+    assert is_transient_error("sqlserver", odbc_error("42000", native, "transient"))
+
+
+@pytest.mark.parametrize("native", [18456, 2627, 8152])
+def test_sql_server_login_failure_and_data_errors_are_not_retried(native):
+    assert not is_transient_error("sqlserver", odbc_error("28000", native, "Login failed for user 'x'."))
+
+
+def test_postgres_serialization_and_deadlock_errors_are_retried():
+    assert is_transient_error("postgresql", pyodbc.Error("40001", "ERROR: could not serialize access"))
+    assert is_transient_error("postgresql", pyodbc.Error("40P01", "ERROR: deadlock detected"))
+    assert not is_transient_error("postgresql", pyodbc.Error("23505", "ERROR: duplicate key value"))
+
+
+def test_sqlite_busy_is_retried_but_other_errors_are_not():
+    assert is_transient_error("sqlite", sqlite3.OperationalError("database is locked"))
+    assert not is_transient_error("sqlite", sqlite3.OperationalError("no such table: x"))
+    assert not is_transient_error("sqlite", ValueError("database is locked"))
