@@ -6,11 +6,12 @@ failing), and WAL lets readers run while a writer commits.
 
 Tables (one file may hold several hubs, told apart by ``hub``):
 
-* ``hubs(hub, partitions)`` - the fixed partition count of each hub.
+* ``hubs(hub, hub_id, partitions)`` - the fixed partition count of each hub.
 * ``partitions(hub, partition_id, next_sequence_number, next_offset, last_enqueued_ms)`` - the
   running counters, updated in the same transaction as the events they count.
-* ``events(hub, partition_id, sequence_number, offset, enqueued_ms, partition_key, properties,
-  body)`` - the log itself.
+* ``events(id, offset, enqueued_ms, partition_key, properties, body)`` - the log itself. ``id``
+  packs hub, partition and sequence number (:func:`_event_key`), so the log is one append-mostly
+  b-tree with no second index to maintain: that is most of the insert speed.
 * ``checkpoints(hub, consumer_group, partition_id, sequence_number, offset, updated_ms)``.
 """
 
@@ -40,6 +41,7 @@ _BUSY_TIMEOUT_MS = 60_000
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS hubs (
     hub TEXT PRIMARY KEY,
+    hub_id INTEGER NOT NULL UNIQUE,
     partitions INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS partitions (
@@ -51,15 +53,12 @@ CREATE TABLE IF NOT EXISTS partitions (
     PRIMARY KEY (hub, partition_id)
 );
 CREATE TABLE IF NOT EXISTS events (
-    hub TEXT NOT NULL,
-    partition_id INTEGER NOT NULL,
-    sequence_number INTEGER NOT NULL,
+    id INTEGER PRIMARY KEY,
     offset INTEGER NOT NULL,
     enqueued_ms INTEGER NOT NULL,
     partition_key TEXT,
     properties TEXT,
-    body BLOB NOT NULL,
-    PRIMARY KEY (hub, partition_id, sequence_number)
+    body BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS checkpoints (
     hub TEXT NOT NULL,
@@ -73,14 +72,26 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 """
 
 
+# events.id = hub_id << 50 | partition << 38 | sequence_number: 2^38 events per partition,
+# 4096 partitions per hub (Event Hubs allows at most 2048), 8191 hubs per file.
+_SEQ_BITS = 38
+_PARTITION_BITS = 12
+_MAX_PARTITIONS = 1 << _PARTITION_BITS
+
+
+def _event_key(hub_id: int, partition: int, sequence_number: int) -> int:
+    return (hub_id << (_SEQ_BITS + _PARTITION_BITS)) | (partition << _SEQ_BITS) | sequence_number
+
+
 class HubEvent(Protocol):
-    """What the hub needs from an event: ``azure.eventhub.EventData`` satisfies it."""
+    """What the hub needs from an event: ``azure.eventhub.EventData`` or ``AmqpAnnotatedMessage``.
+
+    Application properties are read from ``properties`` (EventData) or ``application_properties``
+    (AmqpAnnotatedMessage, whose ``properties`` are the AMQP message properties instead).
+    """
 
     @property
     def body(self) -> Any: ...
-
-    @property
-    def properties(self) -> Any: ...
 
 
 def partition_for_key(partition_key: str | bytes, partitions: int) -> int:
@@ -100,6 +111,13 @@ def body_bytes(event: HubEvent) -> bytes:
     if isinstance(body, str):
         return body.encode("utf-8")
     return b"".join(section if isinstance(section, bytes) else bytes(section) for section in body)
+
+
+def application_properties(event: HubEvent) -> Mapping[Any, Any] | None:
+    """The application properties of an ``EventData`` or an ``AmqpAnnotatedMessage``."""
+    if hasattr(event, "application_properties"):
+        return event.application_properties
+    return getattr(event, "properties", None)
 
 
 def _properties_json(properties: Mapping[Any, Any] | None) -> str | None:
@@ -160,8 +178,8 @@ class LocalEventHub:
     """
 
     def __init__(self, path: str | Path, name: str = "weather", partitions: int | None = None) -> None:
-        if partitions is not None and partitions < 1:
-            raise ValueError(f"a hub needs at least one partition, got {partitions}")
+        if partitions is not None and not 1 <= partitions <= _MAX_PARTITIONS:
+            raise ValueError(f"a hub has 1 to {_MAX_PARTITIONS} partitions, not {partitions}")
         self.path = Path(path)
         self.name = name
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -179,23 +197,27 @@ class LocalEventHub:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
-            row = conn.execute("SELECT partitions FROM hubs WHERE hub = ?", (name,)).fetchone()
+            row = conn.execute("SELECT partitions, hub_id FROM hubs WHERE hub = ?", (name,)).fetchone()
             if row is None:
                 count = partitions or DEFAULT_PARTITIONS
-                conn.execute("INSERT INTO hubs (hub, partitions) VALUES (?, ?)", (name, count))
+                hub_id = conn.execute("SELECT COALESCE(MAX(hub_id), 0) + 1 FROM hubs").fetchone()[0]
+                conn.execute(
+                    "INSERT INTO hubs (hub, hub_id, partitions) VALUES (?, ?, ?)", (name, hub_id, count)
+                )
                 conn.executemany(
                     "INSERT INTO partitions (hub, partition_id, next_sequence_number, next_offset)"
                     " VALUES (?, ?, 0, 0)",
                     [(name, p) for p in range(count)],
                 )
             else:
-                count = row[0]
+                count, hub_id = row
                 if partitions is not None and partitions != count:
                     raise ValueError(
                         f"hub {name!r} in {self.path} has {count} partitions, not {partitions};"
                         " a hub's partition count is fixed (delete the file to start over)"
                     )
         self.partition_count: int = count
+        self._hub_id: int = hub_id
 
     # --- plumbing ---------------------------------------------------------------------------
     @contextmanager
@@ -257,8 +279,8 @@ class LocalEventHub:
         if next_seq:
             last_offset = str(
                 self._read(
-                    "SELECT offset FROM events WHERE hub = ? AND partition_id = ? AND sequence_number = ?",
-                    (self.name, index, next_seq - 1),
+                    "SELECT offset FROM events WHERE id = ?",
+                    (_event_key(self._hub_id, index, next_seq - 1),),
                 )[0][0]
             )
         return PartitionProperties(
@@ -308,18 +330,19 @@ class LocalEventHub:
                 "SELECT next_sequence_number, next_offset FROM partitions WHERE hub = ? AND partition_id = ?",
                 (self.name, index),
             ).fetchone()
-            first = seq = next_seq
-            offset = next_offset
-            rows = []
+            rows: list[tuple[int, int, int, str | None, str | None, bytes]] = []
+            base = _event_key(self._hub_id, index, 0)
+            seq, offset = next_seq, next_offset
+            append = rows.append
             for body, properties in events:
-                rows.append((self.name, index, seq, offset, now, partition_key, properties, body))
+                append((base + seq, offset, now, partition_key, properties, body))
                 seq += 1
                 offset += len(body)
             if not rows:
-                return first, first - 1
+                return next_seq, next_seq - 1
             conn.executemany(
-                "INSERT INTO events (hub, partition_id, sequence_number, offset, enqueued_ms,"
-                " partition_key, properties, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO events (id, offset, enqueued_ms, partition_key, properties, body)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
                 rows,
             )
             conn.execute(
@@ -327,30 +350,30 @@ class LocalEventHub:
                 " WHERE hub = ? AND partition_id = ?",
                 (seq, offset, now, self.name, index),
             )
-        return first, seq - 1
+        return next_seq, seq - 1
 
     # --- reading ----------------------------------------------------------------------------
     def read(self, partition_id: str, after_sequence_number: int, max_count: int) -> list[ReceivedEvent]:
         """Up to ``max_count`` events of a partition with sequence numbers above the given one."""
         index = self.partition_index(partition_id)
+        base = _event_key(self._hub_id, index, 0)
         rows = self._read(
-            "SELECT sequence_number, offset, enqueued_ms, partition_key, properties, body FROM events"
-            " WHERE hub = ? AND partition_id = ? AND sequence_number > ?"
-            " ORDER BY sequence_number LIMIT ?",
-            (self.name, index, after_sequence_number, max_count),
+            "SELECT id, offset, enqueued_ms, partition_key, properties, body FROM events"
+            " WHERE id > ? AND id < ? ORDER BY id LIMIT ?",
+            (base + max(after_sequence_number, -1), base + (1 << _SEQ_BITS), max_count),
         )
         pid = str(index)
         return [
             ReceivedEvent(
                 body=bytes(body),
                 properties=json.loads(properties) if properties else {},
-                partition_key=key,
+                partition_key=partition_key,
                 partition_id=pid,
-                sequence_number=seq,
+                sequence_number=event_key - base,
                 offset=str(offset),
                 enqueued_time=_utc(ms),
             )
-            for seq, offset, ms, key, properties, body in rows
+            for event_key, offset, ms, partition_key, properties, body in rows
         ]
 
     # --- checkpoints ------------------------------------------------------------------------
@@ -412,13 +435,13 @@ class LocalEventDataBatch:
         return self._size
 
     def add(self, event_data: HubEvent) -> None:
-        """Add an ``EventData``.
+        """Add an ``EventData`` (or an ``AmqpAnnotatedMessage``, as the SDK's batch allows).
 
         Raises:
             ValueError: The event would take the batch over its size limit.
         """
         body = body_bytes(event_data)
-        properties = _properties_json(event_data.properties)
+        properties = _properties_json(application_properties(event_data))
         size = len(body) + _EVENT_OVERHEAD_BYTES + (len(properties) if properties else 0)
         if self._size + size > self.max_size_in_bytes:
             raise ValueError(f"EventDataBatch has reached its size limit: {self.max_size_in_bytes}")

@@ -1,0 +1,1 @@
+"""`python -m producer`: realistic weather telemetry (and chaos) for Event Hubs or the embedded hub."""
