@@ -152,7 +152,8 @@ def validate_event(body: bytes, enqueued_time: datetime | None = None) -> Verdic
         return Verdict(("too_large",))
     try:
         event = _fast_decoder.decode(body)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+        # msgspec raises UnicodeDecodeError (not DecodeError) for bad UTF-8 inside a string.
         return _slow_verdict(body, enqueued_time)
     text = getattr(event, EVENT_TIME_FIELD)
     try:
