@@ -187,25 +187,29 @@ def hub_events_from_trigger(events: Sequence[func.EventHubEvent]) -> tuple[str |
     properties_array = _list_of_dicts(metadata.get("PropertiesArray"), len(events))
     partition_id = partition_id_from_metadata(metadata, system_array)
     converted = []
-    for index, event in enumerate(events):
-        system = system_array[index]
+    for event, system, properties in zip(events, system_array, properties_array, strict=True):
         sequence_number = event.sequence_number
         if sequence_number is None:
             sequence_number = _int_or(system.get("SequenceNumber"), UNKNOWN_SEQUENCE_NUMBER)
-        offset = event.offset if event.offset is not None else system.get("Offset")
+        offset = event.offset
+        if offset is None:
+            offset = system.get("Offset")
         enqueued = event.enqueued_time or _parse_time(system.get("EnqueuedTimeUtc"))
         partition_key = event.partition_key
         if partition_key is None and system.get("PartitionKey") is not None:
             partition_key = str(system["PartitionKey"])
+        others = (
+            {k: v for k, v in system.items() if k not in _PROMOTED} if system.keys() - _PROMOTED else None
+        )
         converted.append(
             HubEvent(
-                body=bytes(event.get_body() or b""),
-                sequence_number=int(sequence_number),
-                offset="" if offset is None else str(offset),
-                enqueued_time=enqueued or datetime.now(UTC),
-                partition_key=partition_key,
-                properties=string_map(properties_array[index]),
-                system_properties=string_map({k: v for k, v in system.items() if k not in _PROMOTED}),
+                bytes(event.get_body() or b""),
+                int(sequence_number),
+                "" if offset is None else str(offset),
+                enqueued or datetime.now(UTC),
+                partition_key,
+                string_map(properties),
+                string_map(others),
             )
         )
     return partition_id, converted

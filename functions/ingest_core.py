@@ -26,7 +26,7 @@ UNKNOWN_SEQUENCE_NUMBER = -1
 _SAFE_PARTITION_ID = re.compile(r"^[A-Za-z0-9_]{1,32}$")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HubEvent:
     """One event as the Event Hubs trigger delivered it (body and the host's metadata)."""
 
@@ -101,14 +101,26 @@ def rfc3339_ms(moment: datetime) -> str:
 
     A naive time is taken as UTC, as the Functions host's naive times are.
     """
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment.isoformat(timespec="milliseconds") + "Z"
+    moment = as_utc(moment)
+    second = moment.replace(microsecond=0)
+    prefix = _SECOND_PREFIXES.get(second)
+    if prefix is None:
+        if len(_SECOND_PREFIXES) > 4096:  # a batch spans few seconds; keep the cache small
+            _SECOND_PREFIXES.clear()
+        prefix = _SECOND_PREFIXES[second] = second.strftime("%Y-%m-%dT%H:%M:%S.")
+    return f"{prefix}{moment.microsecond // 1000:03d}Z"
+
+
+# Formatting is a hot spot (two per event); events of a batch share a handful of seconds.
+_SECOND_PREFIXES: dict[datetime, str] = {}
 
 
 def as_utc(moment: datetime) -> datetime:
     """Return an aware UTC time; a naive one is taken as UTC."""
-    if moment.tzinfo is None:
+    tz = moment.tzinfo
+    if tz is UTC:
+        return moment
+    if tz is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
 

@@ -1,0 +1,711 @@
+"""A local Functions host: runs ``function_app.app`` the way the Azure Functions host does.
+
+The ``func`` host cannot run on this machine, so this module does its job for the two trigger
+types the app uses, on the embedded event hub:
+
+* Indexing: functions come from ``FunctionApp.get_functions()`` and their binding JSON, with
+  ``%SETTING%`` names resolved from the settings. An app with no function, an unknown trigger or
+  a binding that does not resolve fails here with one clear line (the real host's silent
+  "0 functions loaded" is the failure this prevents).
+* Event Hubs (``eventHubTrigger``): per partition, for the binding's consumer group, batches of
+  up to host.json's ``maxEventBatchSize``, delivered as real ``azure.functions.EventHubEvent``
+  objects with the trigger metadata the host supplies for many-cardinality batches
+  (``SystemPropertiesArray``, ``PropertiesArray``, ``PartitionContext``, ...). The function's
+  retry policy applies; the checkpoint is written after each invocation, also when it still
+  failed after its retries (the real host does the same), so only a crash replays a batch.
+* Timers (``timerTrigger``): NCRONTAB schedules (six fields, seconds first), fired by
+  :meth:`LocalFunctionsHost.serve`, or once by :meth:`LocalFunctionsHost.fire_timer`.
+
+App settings reach the functions as environment variables, as on Azure: each invocation runs
+with the host's settings exported to ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import json
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+import orjson
+from azure.functions import meta
+from azure.functions.timer import TimerRequest
+from croniter import croniter
+
+from localhub import LocalConsumer, LocalEventHub, ReceivedEvent
+from pipeline.cli import UserError
+from settings import PROJECT_ROOT, Settings
+
+log = logging.getLogger("pipeline.host")
+
+HOST_JSON = PROJECT_ROOT / "host.json"
+# The Event Hubs extension's defaults (v5) when host.json leaves a value out.
+DEFAULT_MAX_EVENT_BATCH_SIZE = 100
+SUPPORTED_TRIGGERS = ("eventHubTrigger", "timerTrigger")
+_ENV_LOCK = threading.RLock()
+
+
+class HostError(UserError):
+    """The app or host.json is not something the host can run; the message says what to fix."""
+
+
+# --- indexing ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """A function's ``@retry`` setting: how many more attempts, and the waits between them."""
+
+    strategy: str
+    max_retry_count: int
+    minimum_interval: float = 0.0
+    maximum_interval: float = 0.0
+    delay_interval: float = 0.0
+
+    def delays(self) -> list[float]:
+        """Seconds to wait before each retry (exponential: doubling from the minimum, capped)."""
+        if self.strategy == "fixed_delay":
+            return [self.delay_interval] * self.max_retry_count
+        return [
+            min(self.maximum_interval, self.minimum_interval * 2**attempt)
+            for attempt in range(self.max_retry_count)
+        ]
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One indexed function: its trigger binding with settings resolved, and the code to call."""
+
+    name: str
+    trigger_type: str
+    arg_name: str
+    binding: Mapping[str, Any]
+    user_function: Callable[..., Any]
+    retry: RetryPolicy | None
+
+
+_INDEXED: dict[int, tuple[Any, list[Any]]] = {}
+
+
+def app_functions(app: Any) -> list[Any]:
+    """``app.get_functions()``, indexed once per app object.
+
+    azure-functions lets an app be indexed once (a second ``get_functions`` call fails on
+    "duplicate" names); local tooling indexes the same app several times, so the result is kept
+    and the library's duplicate-name bookkeeping is reset for the next caller.
+    """
+    cached = _INDEXED.get(id(app))
+    if cached is not None and cached[0] is app:
+        return cached[1]
+    functions = list(app.get_functions())
+    if hasattr(app, "functions_bindings"):
+        app.functions_bindings = None
+    _INDEXED[id(app)] = (app, functions)
+    return functions
+
+
+def parse_timespan(value: Any, what: str) -> float:
+    """``HH:MM:SS`` (or ``D.HH:MM:SS``) as seconds."""
+    text = str(value or "").strip()
+    days = 0
+    if "." in text.split(":")[0]:
+        day_text, text = text.split(".", 1)
+        days = int(day_text)
+    try:
+        hours, minutes, seconds = text.split(":")
+        return days * 86400 + int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        raise HostError(f"{what} must be a timespan like 00:00:05, got {value!r}") from None
+
+
+def resolve_setting_names(value: Any, settings: Settings, where: str) -> Any:
+    """Replace a ``%NAME%`` binding value by the app setting it names (the host's rule)."""
+    if not isinstance(value, str) or not (value.startswith("%") and value.endswith("%") and len(value) > 2):
+        return value
+    name = value[1:-1]
+    resolved = settings.get(name)
+    if not resolved:
+        # The typed settings carry the local defaults (EVENTHUB_NAME -> settings.eventhub_name).
+        default = getattr(type(settings), name.lower(), None)
+        if isinstance(default, property | cached_property):
+            candidate = getattr(settings, name.lower())
+            resolved = candidate if isinstance(candidate, str) else ""
+    if not resolved:
+        raise HostError(
+            f"{where} names app setting {name}, which is not set (environment or local.settings.json)"
+        )
+    return resolved
+
+
+def index_app(app: Any, settings: Settings) -> list[FunctionSpec]:
+    """Index an app like the host: every function with its trigger resolved and checked."""
+    functions = app_functions(app)
+    if not functions:
+        raise HostError(
+            "function_app.app registers no function: the Azure host would start with 0 functions "
+            "loaded; call app.register_functions(<blueprint>) for each blueprint"
+        )
+    specs = []
+    for function in functions:
+        name = function.get_function_name()
+        bindings = json.loads(function.get_function_json()).get("bindings", [])
+        triggers = [b for b in bindings if str(b.get("type", "")).endswith("Trigger")]
+        if len(triggers) != 1:
+            raise HostError(f"function {name} has {len(triggers)} triggers; a function needs exactly one")
+        trigger = triggers[0]
+        kind = trigger["type"]
+        if kind not in SUPPORTED_TRIGGERS:
+            raise HostError(
+                f"function {name} has a {kind} trigger; the local host runs "
+                f"{' and '.join(SUPPORTED_TRIGGERS)}"
+            )
+        where = f"function {name}'s {kind} binding"
+        resolved = {k: resolve_setting_names(v, settings, f"{where} ({k})") for k, v in trigger.items()}
+        if kind == "eventHubTrigger":
+            _check_event_hub_binding(resolved, where)
+        else:
+            _check_timer_binding(resolved, where)
+        specs.append(
+            FunctionSpec(
+                name=name,
+                trigger_type=kind,
+                arg_name=str(trigger.get("name") or ""),
+                binding=resolved,
+                user_function=function.get_user_function(),
+                retry=_retry_policy(function, name),
+            )
+        )
+    return specs
+
+
+def _check_event_hub_binding(binding: Mapping[str, Any], where: str) -> None:
+    if not binding.get("eventHubName"):
+        raise HostError(f"{where} has no eventHubName")
+    connection = str(binding.get("connection") or "")
+    if not connection:
+        raise HostError(f"{where} has no connection (the name of an app setting)")
+    if "=" in connection or ";" in connection:
+        raise HostError(f"{where}: connection must name an app setting, not hold a connection string")
+    cardinality = str(binding.get("cardinality") or "ONE").upper()
+    if cardinality not in ("ONE", "MANY"):
+        raise HostError(f"{where} has cardinality {binding.get('cardinality')!r}; expected ONE or MANY")
+    data_type = str(binding.get("dataType") or "BINARY").upper()
+    if data_type not in ("BINARY", "STRING", "UNDEFINED"):
+        raise HostError(f"{where} has dataType {binding.get('dataType')!r}; expected BINARY or STRING")
+
+
+def _check_timer_binding(binding: Mapping[str, Any], where: str) -> None:
+    schedule = str(binding.get("schedule") or "")
+    if len(schedule.split()) != 6 or not croniter.is_valid(schedule, second_at_beginning=True):
+        raise HostError(
+            f"{where} has schedule {schedule!r}; expected NCRONTAB with six fields, seconds first "
+            "(e.g. '0 */5 * * * *')"
+        )
+
+
+def _retry_policy(function: Any, name: str) -> RetryPolicy | None:
+    raw = function.get_settings_dict("retry_policy") if hasattr(function, "get_settings_dict") else None
+    if not raw:
+        return None
+    strategy = str(raw.get("strategy") or "")
+    if strategy not in ("exponential_backoff", "fixed_delay"):
+        raise HostError(
+            f"function {name}'s retry strategy {strategy!r} is not exponential_backoff or fixed_delay"
+        )
+    try:
+        count = int(raw.get("max_retry_count"))
+    except (TypeError, ValueError):
+        raise HostError(f"function {name}'s retry max_retry_count must be a whole number") from None
+    if count < 0 or count > 100:
+        raise HostError(f"function {name}'s retry max_retry_count must be 0..100 (bounded), got {count}")
+    where = f"function {name}'s retry"
+    if strategy == "fixed_delay":
+        return RetryPolicy(strategy, count, delay_interval=parse_timespan(raw.get("delay_interval"), where))
+    minimum = parse_timespan(raw.get("minimum_interval"), f"{where} minimum_interval")
+    maximum = parse_timespan(raw.get("maximum_interval"), f"{where} maximum_interval")
+    if maximum < minimum:
+        raise HostError(f"{where}: maximum_interval is shorter than minimum_interval")
+    return RetryPolicy(strategy, count, minimum_interval=minimum, maximum_interval=maximum)
+
+
+# --- host.json -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventHubsOptions:
+    """The host.json ``extensions.eventHubs`` values the local host honours."""
+
+    max_event_batch_size: int = DEFAULT_MAX_EVENT_BATCH_SIZE
+    initial_offset: str = "fromStart"
+
+
+def read_host_json(path: Path = HOST_JSON) -> EventHubsOptions:
+    """Read host.json's Event Hubs batch settings; fail with one line when they are unusable."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise HostError(f"{path} is missing; the Functions host needs it") from None
+    except ValueError as exc:
+        raise HostError(f"{path} is not valid JSON: {exc}") from None
+    if document.get("version") != "2.0":
+        raise HostError(f'{path.name}: "version" must be "2.0"')
+    hubs = document.get("extensions", {}).get("eventHubs", {})
+    size = hubs.get("maxEventBatchSize", DEFAULT_MAX_EVENT_BATCH_SIZE)
+    if not isinstance(size, int) or size < 1:
+        raise HostError(
+            f"{path.name}: extensions.eventHubs.maxEventBatchSize must be a positive whole number"
+        )
+    initial = str(hubs.get("initialOffsetOptions", {}).get("type", "fromStart"))
+    if initial.lower() not in ("fromstart", "fromend"):
+        raise HostError(
+            f"{path.name}: initialOffsetOptions.type {initial!r} is not supported locally "
+            "(fromStart, fromEnd)"
+        )
+    return EventHubsOptions(max_event_batch_size=size, initial_offset=initial)
+
+
+# --- the trigger payload -------------------------------------------------------------------------
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def build_event_batch(
+    received: Sequence[ReceivedEvent], hub_name: str, consumer_group: str
+) -> list[func.EventHubEvent]:
+    """The ``list[EventHubEvent]`` the Python worker hands a many-cardinality function.
+
+    The worker builds each event from the host's ``SystemPropertiesArray`` entry (so the offset
+    arrives as an int, as the .NET host sends it as a number) and shares one trigger-metadata
+    mapping across the batch.
+    """
+    system_array, properties_array = [], []
+    for event in received:
+        enqueued = _rfc3339(event.enqueued_time)
+        system: dict[str, Any] = {
+            "x-opt-sequence-number": event.sequence_number,
+            "x-opt-offset": int(event.offset),
+            "x-opt-enqueued-time": enqueued,
+        }
+        if event.partition_key is not None:
+            system["x-opt-partition-key"] = event.partition_key
+        system.update(
+            SequenceNumber=event.sequence_number,
+            Offset=int(event.offset),
+            PartitionKey=event.partition_key,
+            EnqueuedTimeUtc=enqueued,
+        )
+        system_array.append(system)
+        properties_array.append(event.properties or {})
+    partition_id = received[0].partition_id if received else ""
+    context = {
+        "FullyQualifiedNamespace": "localhub",
+        "EventHubName": hub_name,
+        "ConsumerGroup": consumer_group,
+        "PartitionId": partition_id,
+    }
+
+    def datum(value: Any) -> meta.Datum:
+        return meta.Datum(orjson.dumps(value).decode(), "json")
+
+    metadata = {
+        "SystemPropertiesArray": datum(system_array),
+        "PropertiesArray": datum(properties_array),
+        "PartitionContext": datum(context),
+        "SequenceNumberArray": datum([s["SequenceNumber"] for s in system_array]),
+        "OffsetArray": datum([str(s["Offset"]) for s in system_array]),
+        "EnqueuedTimeUtcArray": datum([s["EnqueuedTimeUtc"] for s in system_array]),
+        "PartitionKeyArray": datum([s["PartitionKey"] for s in system_array]),
+    }
+    return [
+        func.EventHubEvent(
+            body=event.body,
+            trigger_metadata=metadata,
+            enqueued_time=event.enqueued_time.astimezone(UTC),
+            partition_key=event.partition_key,
+            sequence_number=event.sequence_number,
+            offset=int(event.offset),  # type: ignore[arg-type]  # the worker passes an int here
+            iothub_metadata={},
+        )
+        for event in received
+    ]
+
+
+# --- results -------------------------------------------------------------------------------------
+
+
+@dataclass
+class IngestSummary:
+    """What :meth:`LocalFunctionsHost.run_until_idle` did."""
+
+    invocations: int = 0
+    events: int = 0
+    retries: int = 0
+    failed_invocations: int = 0
+    events_by_partition: Counter[str] = field(default_factory=Counter)
+    valid: int = 0
+    quarantined: int = 0
+    quarantined_by_reason: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "invocations": self.invocations,
+            "events": self.events,
+            "retries": self.retries,
+            "failed_invocations": self.failed_invocations,
+            "events_by_partition": dict(sorted(self.events_by_partition.items())),
+            "valid": self.valid,
+            "quarantined": self.quarantined,
+            "quarantined_by_reason": dict(self.quarantined_by_reason.most_common()),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    """One sample for a live status line."""
+
+    summary: IngestSummary
+    backlog: Mapping[str, int]
+    timer_runs: Mapping[str, int]
+    last_error: str | None = None
+
+    def line(self) -> str:
+        s = self.summary
+        text = (
+            f"{s.events:,} events in {s.invocations:,} batches ({s.events_per_second:,.0f} ev/s) · "
+            f"valid {s.valid:,} · quarantined {s.quarantined:,} · backlog {sum(self.backlog.values()):,}"
+        )
+        if self.timer_runs:
+            text += " · timers " + ", ".join(f"{n} ×{c}" for n, c in sorted(self.timer_runs.items()))
+        if s.retries or s.failed_invocations:
+            text += f" · retries {s.retries} · failed batches {s.failed_invocations}"
+        return text
+
+
+class _BatchLogCollector(logging.Handler):
+    """Adds the ingest Function's structured per-batch logs to the summary (when it logs them).
+
+    The functions' logger is lowered to INFO to see them; records below the level it had are
+    kept from the console, the rest go on to the usual handlers.
+    """
+
+    def __init__(self, summary: IngestSummary, logger: logging.Logger, passthrough_level: int) -> None:
+        super().__init__(logging.DEBUG)
+        self.summary = summary
+        self.logger = logger
+        self.passthrough_level = passthrough_level
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields = getattr(record, "custom_dimensions", None)
+        if isinstance(fields, Mapping) and fields.get("event") == "ingest_batch":
+            self.summary.valid += int(fields.get("valid", 0))
+            self.summary.quarantined += int(fields.get("quarantined", 0))
+            self.summary.quarantined_by_reason.update(fields.get("quarantined_by_reason") or {})
+        if record.levelno >= self.passthrough_level and self.logger.parent is not None:
+            self.logger.parent.handle(record)
+
+
+@contextmanager
+def _collecting_batch_logs(summary: IngestSummary) -> Iterator[None]:
+    logger = logging.getLogger("functions")
+    saved = (logger.level, logger.propagate)
+    collector = _BatchLogCollector(summary, logger, logger.getEffectiveLevel())
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    logger.addHandler(collector)
+    try:
+        yield
+    finally:
+        logger.removeHandler(collector)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+
+# --- the host ------------------------------------------------------------------------------------
+
+
+class LocalFunctionsHost:
+    """Runs the app's Event Hubs and timer functions on the embedded hub.
+
+    Args:
+        settings: App settings; ``%NAME%`` binding values resolve from them, and the functions
+            see them as environment variables while they run.
+        app: A ``FunctionApp``; default ``function_app.app``.
+        host_json: The host.json to read batch settings from.
+        sleep: How to wait between retries (tests pass a recorder).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        app: Any = None,
+        *,
+        host_json: Path = HOST_JSON,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        if app is None:
+            app = importlib.import_module("function_app").app
+        self.functions = index_app(app, settings)
+        self.options = read_host_json(host_json)
+        self.sleep = sleep
+        self.summary = IngestSummary()
+        self.timer_runs: Counter[str] = Counter()
+        self.last_error: str | None = None
+        self._consumers: dict[str, tuple[LocalConsumer, FunctionSpec, dict[str, int]]] = {}
+        self._consumers_lock = threading.Lock()
+
+    # --- functions by trigger --------------------------------------------------------------------
+    @property
+    def event_hub_functions(self) -> list[FunctionSpec]:
+        return [f for f in self.functions if f.trigger_type == "eventHubTrigger"]
+
+    @property
+    def timer_functions(self) -> list[FunctionSpec]:
+        return [f for f in self.functions if f.trigger_type == "timerTrigger"]
+
+    def _consumer(self, spec: FunctionSpec) -> tuple[LocalConsumer, dict[str, int]]:
+        with self._consumers_lock:
+            return self._consumer_locked(spec)
+
+    def _consumer_locked(self, spec: FunctionSpec) -> tuple[LocalConsumer, dict[str, int]]:
+        cached = self._consumers.get(spec.name)
+        if cached is None:
+            hub_name = str(spec.binding["eventHubName"])
+            try:
+                hub = LocalEventHub(
+                    self.settings.local_hub_path, name=hub_name, partitions=self.settings.local_hub_partitions
+                )
+            except ValueError as exc:
+                raise HostError(str(exc)) from None
+            consumer = LocalConsumer(hub, str(spec.binding.get("consumerGroup") or "$Default"))
+            start_after: dict[str, int] = {}
+            if self.options.initial_offset.lower() == "fromend":
+                for partition in consumer.partition_ids:
+                    if consumer.get_checkpoint(partition) is None:
+                        start_after[partition] = consumer.last_sequence_number(partition)
+            cached = self._consumers[spec.name] = (consumer, spec, start_after)
+        return cached[0], cached[2]
+
+    def backlog(self) -> dict[str, int]:
+        """Events not yet checkpointed, per partition, summed over the Event Hubs functions."""
+        total: Counter[str] = Counter()
+        for spec in self.event_hub_functions:
+            consumer, _ = self._consumer(spec)
+            total.update(consumer.backlog())
+        return dict(total)
+
+    # --- Event Hubs ------------------------------------------------------------------------------
+    def _pump_once(self, spec: FunctionSpec) -> int:
+        """Deliver at most one batch per partition; return how many events were delivered."""
+        consumer, start_after = self._consumer(spec)
+        delivered = 0
+        for partition in consumer.partition_ids:
+            after = None
+            if consumer.get_checkpoint(partition) is None and partition in start_after:
+                after = start_after[partition]
+            received = consumer.receive_batch(
+                partition, self.options.max_event_batch_size, after_sequence_number=after
+            )
+            if not received:
+                continue
+            self._invoke_event_hub(spec, consumer, received)
+            delivered += len(received)
+        return delivered
+
+    def _invoke_event_hub(
+        self, spec: FunctionSpec, consumer: LocalConsumer, received: list[ReceivedEvent]
+    ) -> None:
+        partition = received[0].partition_id
+        events = build_event_batch(received, str(spec.binding["eventHubName"]), consumer.consumer_group)
+        argument: Any = events
+        if str(spec.binding.get("cardinality") or "ONE").upper() == "ONE":
+            # Cardinality one: the host invokes once per event; keep it simple and exact.
+            for event in events:
+                self._call(spec, event)
+        else:
+            self._call(spec, argument)
+        # The real host checkpoints once the invocation is done, whatever its outcome.
+        last = received[-1]
+        consumer.checkpoint(partition, last.sequence_number, last.offset)
+        self.summary.invocations += 1
+        self.summary.events += len(received)
+        self.summary.events_by_partition[partition] += len(received)
+
+    def _call(self, spec: FunctionSpec, argument: Any) -> bool:
+        """Invoke with the retry policy; True when an attempt succeeded."""
+        delays = spec.retry.delays() if spec.retry else []
+        for attempt in range(len(delays) + 1):
+            try:
+                with self._app_settings_in_environment():
+                    result = spec.user_function(**{spec.arg_name: argument})
+                    if inspect.isawaitable(result):
+                        asyncio.run(_awaited(result))
+                return True
+            except Exception as exc:
+                self.last_error = f"{spec.name}: {type(exc).__name__}: {exc}"
+                if attempt == len(delays):
+                    log.error("function %s failed after %d attempts: %s", spec.name, attempt + 1, exc)
+                    self.summary.failed_invocations += 1
+                    return False
+                log.warning(
+                    "function %s failed (attempt %d), retrying in %.1fs: %s",
+                    spec.name,
+                    attempt + 1,
+                    delays[attempt],
+                    exc,
+                )
+                self.summary.retries += 1
+                self.sleep(delays[attempt])
+        return False  # pragma: no cover - the loop always returns
+
+    @contextmanager
+    def _app_settings_in_environment(self) -> Iterator[None]:
+        # On Azure app settings are environment variables of the worker; mirror that for the
+        # duration of a call and put back what was there.
+        with _ENV_LOCK:
+            saved: dict[str, str | None] = {}
+            for key, value in self.settings.values.items():
+                if os.environ.get(key) != value:
+                    saved[key] = os.environ.get(key)
+                    os.environ[key] = value
+            try:
+                yield
+            finally:
+                for key, previous in saved.items():
+                    if previous is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = previous
+
+    def run_until_idle(self) -> IngestSummary:
+        """Invoke the Event Hubs functions per partition batch until every partition is caught up."""
+        started = time.monotonic()
+        try:
+            with _collecting_batch_logs(self.summary):
+                for spec in self.event_hub_functions:
+                    while self._pump_once(spec):
+                        pass
+        finally:
+            self.summary.seconds += time.monotonic() - started
+        return self.summary
+
+    # --- timers ----------------------------------------------------------------------------------
+    def _timer(self, function_name: str | None) -> FunctionSpec:
+        timers = self.timer_functions
+        if function_name is not None:
+            for spec in timers:
+                if spec.name == function_name:
+                    return spec
+            names = ", ".join(s.name for s in timers) or "none"
+            raise HostError(f"no timer function named {function_name!r} (timer functions: {names})")
+        if len(timers) != 1:
+            names = ", ".join(s.name for s in timers) or "none"
+            raise HostError(f"name the timer function to fire (timer functions: {names})")
+        return timers[0]
+
+    def fire_timer(self, function_name: str | None = None, past_due: bool = False) -> Any:
+        """Invoke a timer function once with a real ``TimerRequest``; raise if every attempt failed."""
+        spec = self._timer(function_name)
+        request = TimerRequest(past_due=past_due, schedule={"AdjustForDST": True})
+        delays = spec.retry.delays() if spec.retry else []
+        for attempt in range(len(delays) + 1):
+            try:
+                with self._app_settings_in_environment():
+                    result = spec.user_function(**{spec.arg_name: request})
+                    if inspect.isawaitable(result):
+                        result = asyncio.run(_awaited(result))
+                self.timer_runs[spec.name] += 1
+                return result
+            except Exception:
+                if attempt == len(delays):
+                    raise
+                self.sleep(delays[attempt])
+        return None  # pragma: no cover
+
+    def next_fire_times(self, after: datetime) -> dict[str, datetime]:
+        """When each timer function fires next after ``after`` (UTC)."""
+        return {
+            spec.name: croniter(str(spec.binding["schedule"]), after, second_at_beginning=True).get_next(
+                datetime
+            )
+            for spec in self.timer_functions
+        }
+
+    def status(self) -> HostStatus:
+        return HostStatus(self.summary, self.backlog(), dict(self.timer_runs), self.last_error)
+
+    def serve(
+        self,
+        stop: threading.Event,
+        on_status: Callable[[HostStatus], None] | None = None,
+        poll_seconds: float = 0.2,
+    ) -> IngestSummary:
+        """Run continuously until ``stop`` is set: Event Hubs batches as they arrive, timers on schedule.
+
+        A timer whose ``runOnStartup`` is true fires once at start. A timer function that fails
+        is logged and fires again at its next occurrence, like on Azure.
+        """
+        started = time.monotonic()
+        now = datetime.now(UTC)
+        due = self.next_fire_times(now)
+        collecting = _collecting_batch_logs(self.summary)
+        collecting.__enter__()
+        try:
+            for spec in self.timer_functions:
+                if spec.binding.get("runOnStartup"):
+                    self._fire_logged(spec.name, past_due=False)
+            while not stop.is_set():
+                delivered = sum(self._pump_once(spec) for spec in self.event_hub_functions)
+                now = datetime.now(UTC)
+                for name, when in list(due.items()):
+                    if when <= now:
+                        # Past due when the host got to it more than a schedule step late.
+                        self._fire_logged(name, past_due=(now - when).total_seconds() > 60)
+                        spec = self._timer(name)
+                        due[name] = croniter(
+                            str(spec.binding["schedule"]), now, second_at_beginning=True
+                        ).get_next(datetime)
+                self.summary.seconds = time.monotonic() - started
+                if on_status is not None:
+                    on_status(self.status())
+                if not delivered:
+                    wait = poll_seconds
+                    if due:
+                        wait = min(wait, max(0.0, (min(due.values()) - datetime.now(UTC)).total_seconds()))
+                    stop.wait(wait)
+        finally:
+            collecting.__exit__(None, None, None)
+            self.summary.seconds = time.monotonic() - started
+        return self.summary
+
+    def _fire_logged(self, name: str, past_due: bool) -> None:
+        try:
+            self.fire_timer(name, past_due=past_due)
+        except Exception as exc:
+            self.last_error = f"{name}: {type(exc).__name__}: {exc}"
+            log.error("timer function %s failed: %s", name, exc)
+
+
+async def _awaited(result: Any) -> Any:
+    return await result
