@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 from pyspark.sql import SparkSession
 
 
 def local_spark_session(app_name: str = "weather-pipeline", cores: int = 2) -> SparkSession:
     """Return a small local session: UTC everywhere, no UI, few shuffle partitions."""
-    return (
+    session = (
         SparkSession.builder.master(f"local[{cores}]")
         .appName(app_name)
         .config("spark.ui.enabled", "false")
@@ -19,3 +21,12 @@ def local_spark_session(app_name: str = "weather-pipeline", cores: int = 2) -> S
         .config("spark.driver.memory", "2g")
         .getOrCreate()
     )
+    # PySpark takes the worker interpreter from PYSPARK_PYTHON or "python3"; the local Avro data
+    # source's workers need this interpreter (and its fastavro) without touching the environment.
+    session.sparkContext.pythonExec = sys.executable
+    return session
+
+
+def quiet(spark: SparkSession) -> None:
+    """Keep the console for our own progress: Spark logs errors only, no stage progress bars."""
+    spark.sparkContext.setLogLevel("ERROR")

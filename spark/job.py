@@ -1,0 +1,307 @@
+"""The streaming job: bronze -> silver -> gold, exact under lateness, duplicates and replays.
+
+Each micro-batch (``foreachBatch``):
+
+1. checks and parses its bronze rows, deduplicates them by ``event_id``;
+2. inserts the events silver does not have yet (insert-only MERGE on ``event_id``);
+3. keeps rejected rows in the silver quarantine table;
+4. recomputes, from silver, exactly the gold windows its events fall into and MERGEs them.
+
+No watermark or streaming aggregation state decides what counts, so an event is counted however
+late it arrives and a duplicate is dropped however late it comes. Every write carries the
+micro-batch id as an idempotent-write token, so a batch replayed after a crash changes nothing.
+
+Run on Databricks as ``weather-spark-stream`` (see databricks.yml); locally through
+``python -m pipeline spark``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from spark.engine import BRONZE_FORMATS, DeltaEngine, LakeConfig, Txn, pick_engine
+from spark.schemas import GOLD_KEY
+from spark.transforms import (
+    check_bronze,
+    dedupe_events,
+    silver_to_gold,
+    split_checked,
+    touched_windows,
+    window_start,
+)
+
+BatchHook = Callable[[str, int], None]
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """What the streaming job needs besides the session."""
+
+    lake: LakeConfig
+    window_minutes: int = 5
+    trigger_seconds: int | None = None  # None: availableNow (process what is there, then stop)
+    engine: str = "auto"
+    query_name: str = "weather_bronze_to_gold"
+
+
+@dataclass
+class JobTotals:
+    """Counts over a run; ``as_dict()`` is what the runner and CLI report."""
+
+    batches: int = 0
+    bronze_rows: int = 0
+    silver_inserted: int = 0
+    quarantined: int = 0
+    windows_recomputed: int = 0
+    gold_inserted: int = 0
+    gold_updated: int = 0
+    replayed_writes_skipped: int = 0
+    batch_ids: list[int] = field(default_factory=list)
+
+    def add(self, batch: dict[str, int]) -> None:
+        self.batches += 1
+        for name in (
+            "bronze_rows",
+            "silver_inserted",
+            "quarantined",
+            "windows_recomputed",
+            "gold_inserted",
+            "gold_updated",
+            "replayed_writes_skipped",
+        ):
+            setattr(self, name, getattr(self, name) + batch[name])
+        self.batch_ids.append(batch["batch_id"])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "batch_ids"}
+
+
+def now_utc() -> datetime:
+    """The current time in UTC, to the microsecond (what Delta timestamps hold)."""
+    return datetime.now(UTC)
+
+
+def recompute_windows(
+    engine: DeltaEngine, touched: DataFrame, dates: list[date], window_minutes: int
+) -> DataFrame:
+    """Silver rows of the touched (``location``, ``window_start``) keys, read from the table."""
+    silver = engine.read_silver(dates)
+    keyed = silver.withColumn("window_start", window_start(F.col("event_time"), window_minutes))
+    return keyed.join(F.broadcast(touched), GOLD_KEY, "left_semi").drop("window_start")
+
+
+def process_batch(
+    engine: DeltaEngine,
+    bronze: DataFrame,
+    batch_id: int,
+    *,
+    window_minutes: int,
+    app_id: str,
+    processed_at: datetime | None = None,
+    hook: BatchHook | None = None,
+) -> dict[str, int]:
+    """Process one micro-batch of bronze rows; safe to run again with the same ``batch_id``.
+
+    Args:
+        engine: The Delta engine adapter.
+        bronze: The micro-batch's bronze rows (envelope plus ``source_file``).
+        batch_id: Spark's micro-batch id: the idempotent-write version.
+        window_minutes: Gold window size.
+        app_id: Identifies the query (stable across restarts of one checkpoint).
+        processed_at: Stamped on new silver rows and changed gold rows; now when None.
+        hook: Called as ``hook(stage, batch_id)`` after each write (tests inject crashes here).
+
+    Returns:
+        Counts for this batch.
+    """
+    processed_at = processed_at or now_utc()
+    checked = check_bronze(bronze, processed_at).persist()
+    try:
+        valid, rejected = split_checked(checked)
+        silver = dedupe_events(valid).persist()
+        try:
+            dates = sorted(row[0] for row in silver.select("event_date").distinct().collect())
+            silver_result = engine.insert_new_silver(silver, dates, Txn(f"{app_id}:silver", batch_id))
+            if hook:
+                hook("silver", batch_id)
+            quarantine_result = engine.append_quarantine(rejected, Txn(f"{app_id}:quarantine", batch_id))
+            if hook:
+                hook("quarantine", batch_id)
+            touched = touched_windows(silver, window_minutes).persist()
+            windows = touched.count()
+            gold = silver_to_gold(
+                recompute_windows(engine, touched, dates, window_minutes), window_minutes, processed_at
+            )
+            gold_result = engine.merge_gold(gold, Txn(f"{app_id}:gold", batch_id))
+            touched.unpersist()
+            if hook:
+                hook("gold", batch_id)
+            bronze_rows = checked.count()
+        finally:
+            silver.unpersist()
+    finally:
+        checked.unpersist()
+    results = (silver_result, quarantine_result, gold_result)
+    return {
+        "batch_id": batch_id,
+        "bronze_rows": bronze_rows,
+        "silver_inserted": silver_result.inserted,
+        "quarantined": quarantine_result.inserted,
+        "windows_recomputed": windows,
+        "gold_inserted": gold_result.inserted,
+        "gold_updated": gold_result.updated,
+        "replayed_writes_skipped": sum(r.skipped for r in results),
+    }
+
+
+def run_stream(
+    spark: SparkSession,
+    options: JobOptions,
+    *,
+    stop: threading.Event | None = None,
+    on_batch: Callable[[dict[str, int]], None] | None = None,
+    hook: BatchHook | None = None,
+) -> dict[str, Any]:
+    """Run the streaming query until bronze is drained (availableNow) or ``stop`` is set.
+
+    Args:
+        spark: The session.
+        options: Paths, window size, trigger.
+        stop: For a processing-time trigger: set it to stop the query after the current batch.
+        on_batch: Called with each micro-batch's counts (progress display).
+        hook: Passed to :func:`process_batch` (fault injection in tests).
+
+    Returns:
+        Totals over the run.
+
+    Raises:
+        pyspark.errors.StreamingQueryException: When a micro-batch failed; restarting resumes
+            from the checkpoint.
+    """
+    engine = pick_engine(spark, options.lake, options.engine)
+    engine.prepare()
+    totals = JobTotals()
+    query_id: dict[str, str] = {}
+    started = threading.Event()
+
+    def each_batch(bronze: DataFrame, batch_id: int) -> None:
+        started.wait(timeout=60)
+        counts = process_batch(
+            engine,
+            bronze,
+            batch_id,
+            window_minutes=options.window_minutes,
+            app_id=f"{options.query_name}:{query_id.get('id', 'unknown')}",
+            hook=hook,
+        )
+        totals.add(counts)
+        if on_batch:
+            on_batch(counts)
+
+    writer = (
+        engine.read_bronze_stream()
+        .writeStream.queryName(options.query_name)
+        .option("checkpointLocation", options.lake.checkpoint)
+        .foreachBatch(each_batch)
+    )
+    if options.trigger_seconds is None:
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=f"{options.trigger_seconds} seconds")
+    query = writer.start()
+    # The query id survives restarts from the same checkpoint and changes when the checkpoint is
+    # new, so a fresh checkpoint never mistakes its batch 0 for an old query's batch 0.
+    query_id["id"] = str(query.id)
+    started.set()
+    try:
+        if options.trigger_seconds is None:
+            query.awaitTermination()
+        else:
+            while query.isActive and not (stop and stop.wait(0.5)):
+                pass
+            if query.isActive:
+                query.stop()
+            query.awaitTermination()
+    finally:
+        if query.isActive:
+            query.stop()
+    return totals.as_dict()
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point for the Databricks job task (and anyone running the wheel).
+
+
+def add_lake_arguments(parser: argparse.ArgumentParser) -> None:
+    """The storage and table parameters shared by the streaming and the reprocess job."""
+    parser.add_argument(
+        "--bronze-path", required=True, help="bronze folder of the stream (abfss:// or local)"
+    )
+    parser.add_argument("--bronze-format", choices=BRONZE_FORMATS, default="jsonl")
+    parser.add_argument(
+        "--silver-table", required=True, help="silver Delta table: catalog.schema.name or a path"
+    )
+    parser.add_argument("--quarantine-table", required=True, help="silver quarantine Delta table")
+    parser.add_argument("--gold-table", required=True, help="gold Delta table")
+    parser.add_argument("--checkpoint", required=True, help="streaming checkpoint location")
+    parser.add_argument("--schema-location", default="", help="Auto Loader schema location")
+    parser.add_argument("--window-minutes", type=int, default=5, help="gold window size in minutes")
+    parser.add_argument("--engine", choices=("auto", "databricks", "local"), default="auto")
+
+
+def lake_from_args(args: argparse.Namespace) -> LakeConfig:
+    return LakeConfig(
+        bronze_path=args.bronze_path,
+        bronze_format=args.bronze_format,
+        silver_table=args.silver_table,
+        quarantine_table=args.quarantine_table,
+        gold_table=args.gold_table,
+        checkpoint=args.checkpoint,
+        schema_location=args.schema_location,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="weather-spark-stream", description=__doc__.splitlines()[0])
+    add_lake_arguments(parser)
+    parser.add_argument(
+        "--trigger",
+        choices=("available-now", "processing-time"),
+        default="available-now",
+        help="available-now: drain bronze and stop; processing-time: run continuously",
+    )
+    parser.add_argument("--trigger-seconds", type=int, default=10, help="processing-time interval")
+    return parser
+
+
+def job_session() -> SparkSession:
+    """The runtime's session, in UTC so event dates and windows are UTC days."""
+    spark = SparkSession.builder.getOrCreate()
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
+    return spark
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    options = JobOptions(
+        lake=lake_from_args(args),
+        window_minutes=args.window_minutes,
+        trigger_seconds=None if args.trigger == "available-now" else args.trigger_seconds,
+        engine=args.engine,
+    )
+    totals = run_stream(job_session(), options)
+    print(totals)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Explicit Spark schemas: bronze envelope, silver, quarantine and gold.
+
+The event columns are derived from ``contract.FIELDS`` (never spelled out here), so a contract
+change reaches silver and gold without editing this file.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import types as T
+
+from contract import FIELDS, FieldRule
+
+# Columns stored as 32-bit integers; every other contract integer is a long (counters grow).
+_INT32_COLUMNS = frozenset({"schema_version"})
+
+BODY_COLUMN = "Body"
+CORRUPT_RECORD_COLUMN = "_corrupt_record"
+SOURCE_FILE_COLUMN = "source_file"
+
+# The bronze envelope (docs/architecture.md "Bronze records"); Body is a string in JSON lines
+# and bytes in Avro, so the transforms accept either.
+_ENVELOPE_FIELDS = [
+    T.StructField("SequenceNumber", T.LongType()),
+    T.StructField("Offset", T.StringType()),
+    T.StructField("EnqueuedTimeUtc", T.StringType()),
+    T.StructField("SystemProperties", T.MapType(T.StringType(), T.StringType())),
+    T.StructField("Properties", T.MapType(T.StringType(), T.StringType())),
+    T.StructField(BODY_COLUMN, T.StringType()),
+    T.StructField("PartitionId", T.StringType()),
+    T.StructField("PartitionKey", T.StringType()),
+    T.StructField("EventId", T.StringType()),
+    T.StructField("IngestedTimeUtc", T.StringType()),
+]
+
+#: Bronze JSON lines as read by the file source; malformed lines land in ``_corrupt_record``.
+BRONZE_JSON_SCHEMA = T.StructType([*_ENVELOPE_FIELDS, T.StructField(CORRUPT_RECORD_COLUMN, T.StringType())])
+
+#: Bronze Avro as the local Avro data source yields it (Body as bytes, plus the file it came from).
+BRONZE_AVRO_SCHEMA = T.StructType(
+    [T.StructField(f.name, T.BinaryType()) if f.name == BODY_COLUMN else f for f in _ENVELOPE_FIELDS]
+    + [T.StructField(SOURCE_FILE_COLUMN, T.StringType())]
+)
+
+
+def spark_type(rule: FieldRule) -> T.DataType:
+    """The Spark type of one contract field's silver column."""
+    if rule.format == "date-time":
+        return T.TimestampType()
+    if rule.type == "string":
+        return T.StringType()
+    if rule.type == "number":
+        return T.DoubleType()
+    if rule.type == "integer":
+        return T.IntegerType() if rule.column in _INT32_COLUMNS else T.LongType()
+    raise ValueError(f"unsupported contract type {rule.type!r} for {rule.name}")
+
+
+#: The event's own columns, in contract order.
+EVENT_FIELDS = [T.StructField(rule.column, spark_type(rule)) for rule in FIELDS]
+
+METADATA_FIELDS = [
+    T.StructField("_rescued_data", T.StringType()),
+    T.StructField("partition_id", T.StringType()),
+    T.StructField("sequence_number", T.LongType()),
+    T.StructField("enqueued_time", T.TimestampType()),
+    T.StructField("ingested_at", T.TimestampType()),
+    T.StructField(SOURCE_FILE_COLUMN, T.StringType()),
+    T.StructField("processed_at", T.TimestampType()),
+]
+
+SILVER_SCHEMA = T.StructType([*EVENT_FIELDS, *METADATA_FIELDS, T.StructField("event_date", T.DateType())])
+SILVER_PARTITION_COLUMN = "event_date"
+
+#: Columns that come from the event body: what "the same event" means when rebuilding silver.
+SILVER_CONTENT_COLUMNS = [f.name for f in EVENT_FIELDS] + ["_rescued_data"]
+
+QUARANTINE_SCHEMA = T.StructType(
+    [
+        T.StructField("event_id", T.StringType()),
+        T.StructField("reasons", T.ArrayType(T.StringType())),
+        T.StructField("body", T.StringType()),
+        T.StructField("partition_id", T.StringType()),
+        T.StructField("sequence_number", T.LongType()),
+        T.StructField("enqueued_time", T.TimestampType()),
+        T.StructField("ingested_at", T.TimestampType()),
+        T.StructField(SOURCE_FILE_COLUMN, T.StringType()),
+        T.StructField("processed_at", T.TimestampType()),
+    ]
+)
+
+GOLD_KEY = ["location", "window_start"]
+GOLD_VALUE_COLUMNS = [
+    "window_end",
+    "event_count",
+    "avg_temperature",
+    "min_temperature",
+    "max_temperature",
+    "avg_humidity",
+    "avg_wind_speed",
+    "max_wind_speed",
+    "total_precipitation",
+    "dominant_wind_direction",
+    "dominant_conditions",
+]
+GOLD_SCHEMA = T.StructType(
+    [
+        T.StructField("location", T.StringType()),
+        T.StructField("window_start", T.TimestampType()),
+        T.StructField("window_end", T.TimestampType()),
+        T.StructField("event_count", T.LongType()),
+        *[
+            T.StructField(name, T.DoubleType())
+            for name in GOLD_VALUE_COLUMNS
+            if name.startswith(("avg_", "min_", "max_", "total_"))
+        ],
+        T.StructField("dominant_wind_direction", T.StringType()),
+        T.StructField("dominant_conditions", T.StringType()),
+        T.StructField("updated_at", T.TimestampType()),
+    ]
+)
