@@ -53,8 +53,8 @@ def storage_options_from_settings(
         if endpoint:
             options["azure_storage_endpoint"] = endpoint.rstrip("/")
             if endpoint.startswith("http://"):
+                # Azurite. Not use_emulator: object_store then ignores the endpoint for 127.0.0.1:10000.
                 options["allow_http"] = "true"
-                options["use_emulator"] = "true"
         return options
     if settings.lake_account_name and settings.lake_account_key:
         return {"account_name": settings.lake_account_name, "account_key": settings.lake_account_key}
