@@ -1,0 +1,233 @@
+"""The registered ingest Function, called with EventHubEvent lists the way the worker builds them."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+import pytest
+from azure.functions import meta
+from azure.functions.eventhub import EventHubTriggerConverter
+
+from functions.bronze import decode_bronze, decode_jsonl
+from functions.ingest import IngestConfig, handle_batch
+from functions.lake import LakeStorage, LocalLake
+
+ENQUEUED = datetime(2026, 11, 22, 7, 43, 20, 500000, tzinfo=UTC)
+
+
+class _Bodies:
+    """The worker's ``collection_bytes`` payload: a protobuf message with a ``bytes`` list."""
+
+    def __init__(self, data: list[bytes]) -> None:
+        self.bytes = data
+
+
+def good_body(event_id: str, **changes: Any) -> bytes:
+    event = {
+        "eventId": event_id,
+        "deviceId": "station-7",
+        "location": "Lisbon",
+        "eventTime": "2026-11-22T07:43:00Z",
+        "temperature": 18.5,
+        "humidity": 60,
+        "windSpeed": 4.0,
+        "windDirection": "SW",
+        "precipitation": 0,
+        "conditions": "Sunny",
+        **changes,
+    }
+    return json.dumps(event).encode()
+
+
+def worker_batch(
+    bodies: list[bytes], first_seq: int = 0, partition: str | None = "0", properties: list[dict] | None = None
+) -> list[func.EventHubEvent]:
+    """What the Python worker hands a cardinality-many function, built from host-style metadata."""
+    system = [
+        {
+            "x-opt-sequence-number": first_seq + i,
+            "SequenceNumber": first_seq + i,
+            "Offset": (first_seq + i) * 512,
+            "EnqueuedTimeUtc": (ENQUEUED + timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "PartitionKey": None,
+        }
+        for i in range(len(bodies))
+    ]
+    metadata = {
+        "SystemPropertiesArray": meta.Datum(json.dumps(system), "json"),
+        "PropertiesArray": meta.Datum(json.dumps(properties or [{} for _ in bodies]), "json"),
+    }
+    if partition is not None:
+        context = {"EventHubName": "weather", "ConsumerGroup": "ingest", "PartitionId": partition}
+        metadata["PartitionContext"] = meta.Datum(json.dumps(context), "json")
+    events = EventHubTriggerConverter.decode(
+        meta.Datum(_Bodies(bodies), "collection_bytes"), trigger_metadata=metadata
+    )
+    assert isinstance(events, list)
+    return events
+
+
+@pytest.fixture()
+def ingest_function() -> Any:
+    """The ingest function as function_app.py registers it."""
+    import function_app
+    from pipeline.host import app_functions
+
+    [function] = [f for f in app_functions(function_app.app) if f.get_function_name() == "ingest"]
+    return function
+
+
+@pytest.fixture()
+def lake_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    lake = tmp_path / "lake"
+    monkeypatch.setenv("PIPELINE_HOME", str(tmp_path))
+    monkeypatch.setenv("LOCAL_LAKE_PATH", str(lake))
+    monkeypatch.setenv("LAKE_CONNECTION_STRING", "")
+    monkeypatch.setenv("LAKE_ACCOUNT_URL", "")
+    monkeypatch.setenv("BRONZE_FORMAT", "jsonl")
+    return lake
+
+
+def files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_binding_is_a_many_cardinality_event_hub_trigger_on_app_settings(ingest_function: Any) -> None:
+    [binding] = json.loads(ingest_function.get_function_json())["bindings"]
+
+    assert binding["type"] == "eventHubTrigger"
+    assert binding["cardinality"] == "MANY"
+    assert binding["dataType"] == "BINARY"
+    assert binding["eventHubName"] == "%EVENTHUB_NAME%"
+    assert binding["consumerGroup"] == "%EVENTHUB_CONSUMER_GROUP%"
+    assert binding["connection"] == "EVENTHUB_CONNECTION"
+
+
+def test_retry_policy_is_bounded_exponential_backoff(ingest_function: Any) -> None:
+    retry = ingest_function.get_settings_dict("retry_policy")
+
+    assert retry["strategy"] == "exponential_backoff"
+    assert 1 <= int(retry["max_retry_count"]) <= 10
+    assert retry["minimum_interval"] < retry["maximum_interval"]
+
+
+def test_function_writes_valid_events_to_bronze_and_bad_ones_to_quarantine(
+    ingest_function: Any, lake_env: Path
+) -> None:
+    bodies = [good_body("a"), b"\x00\xffjunk", good_body("b", windDirection="UP"), good_body("c")]
+    events = worker_batch(
+        bodies, first_seq=10, partition="3", properties=[{"source": "sim", "n": 1}, {}, {}, {}]
+    )
+
+    ingest_function.get_user_function()(events)
+
+    folder = "weather/ingest_date=2026-11-22/hour=07"
+    name = "p3-00000000000000000010-00000000000000000013.jsonl"
+    assert sorted(files(lake_env)) == [f"bronze/{folder}/{name}", f"quarantine/{folder}/{name}"]
+    bronze = decode_bronze((lake_env / "bronze" / folder / name).read_bytes(), "jsonl")
+    assert [(r["EventId"], r["SequenceNumber"], r["Body"]) for r in bronze] == [
+        ("a", 10, bodies[0]),
+        ("c", 13, bodies[3]),
+    ]
+    assert bronze[0]["Properties"] == {"source": "sim", "n": "1"}
+    assert bronze[0]["Offset"] == "5120"
+    assert bronze[0]["PartitionId"] == "3"
+    assert bronze[0]["EnqueuedTimeUtc"] == "2026-11-22T07:43:20.500Z"
+    assert bronze[0]["SystemProperties"] == {"x-opt-sequence-number": "10"}
+    quarantine = decode_jsonl((lake_env / "quarantine" / folder / name).read_bytes())
+    assert [(r["SequenceNumber"], r["Reasons"], r["BodyEncoding"]) for r in quarantine] == [
+        (11, ["utf8"], "base64"),
+        (12, ["enum:windDirection"], "utf8"),
+    ]
+
+
+def test_batch_without_partition_context_still_gets_names_that_cannot_collide(
+    ingest_function: Any, lake_env: Path
+) -> None:
+    ingest_function.get_user_function()(worker_batch([good_body("p0-a")], partition=None))
+    ingest_function.get_user_function()(worker_batch([good_body("p1-a")], partition=None))
+
+    bronze = [p for p in files(lake_env) if p.startswith("bronze/")]
+    assert len(bronze) == 2
+    ids = sorted(r["EventId"] for p in bronze for r in decode_bronze(files(lake_env)[p], "jsonl"))
+    assert ids == ["p0-a", "p1-a"]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl.gz", "avro"])
+def test_bronze_format_setting_picks_the_encoding(
+    ingest_function: Any, lake_env: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    monkeypatch.setenv("BRONZE_FORMAT", fmt)
+
+    ingest_function.get_user_function()(worker_batch([good_body("x"), b"bad"]))
+
+    [bronze] = [p for p in files(lake_env) if p.startswith("bronze/")]
+    [quarantine] = [p for p in files(lake_env) if p.startswith("quarantine/")]
+    assert bronze.endswith("." + fmt)
+    assert quarantine.endswith(".jsonl")
+    assert [r["EventId"] for r in decode_bronze(files(lake_env)[bronze], fmt)] == ["x"]
+
+
+def test_replayed_batch_leaves_bronze_unchanged(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path)
+    bodies = [good_body("r1"), b"{}", good_body("r2")]
+    first = handle_batch(worker_batch(bodies), lake, IngestConfig(), clock=lambda: ENQUEUED)
+    before = files(tmp_path)
+
+    again = handle_batch(
+        worker_batch(bodies), lake, IngestConfig(), clock=lambda: ENQUEUED + timedelta(hours=1)
+    )
+
+    assert files(tmp_path) == before
+    assert first.written == {"bronze": True, "quarantine": True}
+    assert again.written == {"bronze": False, "quarantine": False}
+
+
+class _BrokenLake(LakeStorage):
+    def create(self, container: str, path: str, data: bytes) -> bool:
+        raise OSError("storage unreachable")
+
+    def list(self, container: str, prefix: str = "") -> list[str]:
+        return []
+
+    def read(self, container: str, path: str) -> bytes:
+        raise FileNotFoundError(path)
+
+    def describe(self) -> str:
+        return "broken"
+
+
+def test_storage_failure_fails_the_invocation_but_bad_events_do_not() -> None:
+    with pytest.raises(OSError, match="unreachable"):
+        handle_batch(worker_batch([good_body("a")]), _BrokenLake(), IngestConfig())
+
+
+def test_batch_of_only_bad_events_succeeds_and_writes_only_quarantine(tmp_path: Path) -> None:
+    report = handle_batch(worker_batch([b"x", b"[]"]), LocalLake(tmp_path), IngestConfig())
+
+    assert (report.valid, report.quarantined) == (0, 2)
+    assert list(files(tmp_path)) == [
+        "quarantine/weather/ingest_date=2026-11-22/hour=07/p0-00000000000000000000-00000000000000000001.jsonl"
+    ]
+
+
+def test_each_batch_logs_one_structured_line_with_counts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="functions.ingest")
+
+    handle_batch(worker_batch([good_body("a"), b"nope", b"[1]"]), LocalLake(tmp_path), IngestConfig())
+
+    [record] = [r for r in caplog.records if r.name == "functions.ingest"]
+    logged = json.loads(record.getMessage().split(" ", 1)[1])
+    assert logged["valid"] == 1
+    assert logged["quarantined"] == 2
+    assert logged["quarantined_by_reason"] == {"json": 1, "not_object": 1}
+    assert logged["bytes"] == len(good_body("a")) + len(b"nope") + len(b"[1]")
+    assert logged["duration_ms"] >= 0
+    assert record.custom_dimensions == logged  # type: ignore[attr-defined]
