@@ -112,8 +112,9 @@ class BatchingSender:
     def send(self, body: bytes, partition_key: str | None) -> bool:
         """Queue one body for its partition key; False when it can never fit in a batch."""
         # The SDK's batches take an AmqpAnnotatedMessage as well as an EventData; it is the same
-        # AMQP message on the wire and a quarter of the cost to build.
-        event = AmqpAnnotatedMessage(data_body=body)
+        # AMQP message on the wire and a quarter of the cost to build. The SDK's batch reads the
+        # partition key from the annotations, so they must be a dict, not None.
+        event = AmqpAnnotatedMessage(data_body=body, annotations={})
         batch = self._batches.get(partition_key)
         if batch is None:
             batch = self._new_batch(partition_key)
