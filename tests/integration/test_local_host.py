@@ -1,0 +1,253 @@
+"""Producer → embedded hub → local Functions host → the ingest Function → the local lake."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+import pytest
+from azure.eventhub import EventData
+
+import functions.ingest as ingest_module
+from functions.bronze import decode_bronze, decode_jsonl, format_of
+from functions.ingest_core import original_body
+from functions.lake import LakeStorage, LocalLake
+from localhub import LocalConsumer, LocalEventHub, LocalProducerClient
+from pipeline.host import LocalFunctionsHost
+from settings import Settings, load_settings
+
+pytestmark = pytest.mark.integration
+
+
+def make_settings(home: Path, **extra: str) -> Settings:
+    values = {
+        "PIPELINE_HOME": str(home),
+        "LOCAL_LAKE_PATH": "",
+        "LAKE_CONNECTION_STRING": "",
+        "LAKE_ACCOUNT_URL": "",
+        "BRONZE_FORMAT": "jsonl",
+        "LOCAL_HUB_PARTITIONS": "4",
+        **extra,
+    }
+    return load_settings(environ=values, local_settings_file=home / "absent.json")
+
+
+def body_for(n: int) -> bytes:
+    event = {
+        "eventId": f"evt-{n:05d}",
+        "deviceId": f"station-{n % 7}",
+        "location": ["Oslo", "Lima", "Pune"][n % 3],
+        "eventTime": datetime.now(UTC).isoformat(),
+        "temperature": 10 + n % 20,
+        "humidity": 55,
+        "windSpeed": 2.5,
+        "windDirection": "NW",
+        "precipitation": 0.0,
+        "conditions": "Cloudy",
+    }
+    if n % 29 == 0:
+        event["temperature"] = 400  # out of range: quarantined, but it has an eventId
+    return json.dumps(event).encode()
+
+
+def produce(settings: Settings, count: int) -> dict[str, bytes]:
+    """Send ``count`` events (some bad) with partition keys; return eventId (or a label) -> body."""
+    hub = LocalEventHub(settings.local_hub_path, settings.eventhub_name, settings.local_hub_partitions)
+    producer = LocalProducerClient(hub)
+    sent: dict[str, bytes] = {}
+    for key in ("oslo", "lima", "pune", "quito"):
+        batch = producer.create_batch(partition_key=key)
+        for n in range(len(sent), len(sent) + count // 4):
+            raw = b"\xfe\xff garbage %d" % n if n % 37 == 0 else body_for(n)
+            data = EventData(raw)
+            data.properties = {"producer": "test", "n": n}
+            batch.add(data)
+            sent[f"evt-{n:05d}" if n % 37 else f"bad-{n}"] = raw
+        producer.send_batch(batch)
+    hub.close()
+    return sent
+
+
+def lake_files(lake: LakeStorage, container: str) -> dict[str, bytes]:
+    return {path: lake.read(container, path) for path in lake.list(container)}
+
+
+def landed(lake: LakeStorage) -> tuple[Counter[bytes], Counter[bytes]]:
+    """Bodies found in bronze and in quarantine, with how often each was found."""
+    bronze: Counter[bytes] = Counter()
+    for path, data in lake_files(lake, "bronze").items():
+        bronze.update(r["Body"] for r in decode_bronze(data, format_of(path)))
+    quarantine: Counter[bytes] = Counter()
+    for data in lake_files(lake, "quarantine").values():
+        quarantine.update(original_body(r) for r in decode_jsonl(data))
+    return bronze, quarantine
+
+
+def assert_each_event_landed_once(sent: dict[str, bytes], lake: LakeStorage) -> None:
+    bronze, quarantine = landed(lake)
+    assert set(bronze.values()) == {1} and set(quarantine.values()) == {1}
+    assert not set(bronze) & set(quarantine)
+    assert set(bronze) | set(quarantine) == set(sent.values())
+    valid_ids = {k for k, raw in sent.items() if k.startswith("evt-") and b'"temperature": 400' not in raw}
+    assert {json.loads(b)["eventId"] for b in bronze} == valid_ids
+
+
+def test_every_produced_event_lands_once_in_bronze_or_quarantine(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    sent = produce(settings, 2000)
+
+    summary = LocalFunctionsHost(settings).run_until_idle()
+
+    lake = LocalLake(settings.local_lake_path)
+    assert_each_event_landed_once(sent, lake)
+    assert summary.events == 2000
+    assert summary.valid + summary.quarantined == 2000
+    assert summary.failed_invocations == 0
+    hub = LocalEventHub(settings.local_hub_path, settings.eventhub_name)
+    assert LocalConsumer(hub, settings.eventhub_consumer_group).backlog() == {p: 0 for p in hub.partition_ids}
+    record = decode_bronze(next(iter(lake_files(lake, "bronze").values())), "jsonl")[0]
+    assert record["Properties"]["producer"] == "test"
+    assert record["PartitionKey"] in {"oslo", "lima", "pune", "quito"}
+
+
+def test_redelivered_batches_leave_bronze_byte_identical(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    produce(settings, 800)
+    LocalFunctionsHost(settings).run_until_idle()
+    lake = LocalLake(settings.local_lake_path)
+    before = {c: lake_files(lake, c) for c in ("bronze", "quarantine")}
+    # Forget the checkpoints: the host delivers every batch again, with the same boundaries.
+    hub = LocalEventHub(settings.local_hub_path, settings.eventhub_name)
+    for partition in hub.partition_ids:
+        hub.set_checkpoint(settings.eventhub_consumer_group, partition, -1, "-1")
+
+    again = LocalFunctionsHost(settings).run_until_idle()
+
+    assert again.events == 800
+    assert {c: lake_files(lake, c) for c in ("bronze", "quarantine")} == before
+
+
+class FlakyLake(LakeStorage):
+    """A storage boundary that fails the chosen ``create`` calls (counted from 1)."""
+
+    def __init__(self, inner: LakeStorage, fail_calls: set[int] | None = None, always: bool = False) -> None:
+        self.inner, self.fail_calls, self.always, self.calls = inner, fail_calls or set(), always, 0
+
+    def create(self, container: str, path: str, data: bytes) -> bool:
+        self.calls += 1
+        if self.always or self.calls in self.fail_calls:
+            raise ConnectionError(f"storage unavailable (call {self.calls})")
+        return self.inner.create(container, path, data)
+
+    def list(self, container: str, prefix: str = "") -> list[str]:
+        return self.inner.list(container, prefix)
+
+    def read(self, container: str, path: str) -> bytes:
+        return self.inner.read(container, path)
+
+    def describe(self) -> str:
+        return "flaky " + self.inner.describe()
+
+
+def test_storage_failing_mid_batch_is_retried_to_the_same_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path)
+    sent = produce(settings, 400)
+    # Call 2 is the first batch's quarantine file: its bronze file is already written then.
+    flaky = FlakyLake(LocalLake(settings.local_lake_path), fail_calls={2, 5})
+    monkeypatch.setattr(ingest_module, "_lake_for", lambda *_: flaky)
+    waits: list[float] = []
+
+    summary = LocalFunctionsHost(settings, sleep=waits.append).run_until_idle()
+
+    assert summary.retries == 2
+    assert summary.failed_invocations == 0
+    assert waits == [2.0, 2.0]  # the ingest function's minimum_interval, first retry each time
+    assert_each_event_landed_once(sent, LocalLake(settings.local_lake_path))
+
+
+def test_batch_still_failing_after_its_retries_is_checkpointed_like_the_real_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path)
+    produce(settings, 40)
+    broken = FlakyLake(LocalLake(tmp_path / "x"), always=True)
+    monkeypatch.setattr(ingest_module, "_lake_for", lambda *_: broken)
+    waits: list[float] = []
+
+    summary = LocalFunctionsHost(settings, sleep=waits.append).run_until_idle()
+
+    assert summary.failed_invocations == summary.invocations == len(summary.events_by_partition) > 1
+    assert broken.calls == 6 * summary.invocations
+    assert waits[:6] == [2.0, 4.0, 8.0, 16.0, 32.0, 2.0]  # bounded exponential, then the next batch
+    hub = LocalEventHub(settings.local_hub_path, settings.eventhub_name)
+    assert sum(LocalConsumer(hub, settings.eventhub_consumer_group).backlog().values()) == 0
+
+
+@pytest.mark.parametrize("fmt", ["jsonl.gz", "avro"])
+def test_host_writes_and_reads_back_each_bronze_format(tmp_path: Path, fmt: str) -> None:
+    settings = make_settings(tmp_path, BRONZE_FORMAT=fmt)
+    sent = produce(settings, 200)
+
+    LocalFunctionsHost(settings).run_until_idle()
+
+    lake = LocalLake(settings.local_lake_path)
+    assert all(path.endswith("." + fmt) for path in lake.list("bronze"))
+    assert_each_event_landed_once(sent, lake)
+
+
+def timer_app(calls: list[Any], schedule: str = "%SYNC_SCHEDULE%") -> func.FunctionApp:
+    app = func.FunctionApp()
+    app.register_functions(ingest_module.bp)
+
+    @app.timer_trigger(arg_name="timer", schedule=schedule)
+    def tick(timer: func.TimerRequest) -> str:
+        calls.append(timer)
+        return "ticked"
+
+    return app
+
+
+def test_fire_timer_invokes_the_timer_function_with_a_real_timer_request(tmp_path: Path) -> None:
+    calls: list[Any] = []
+    host = LocalFunctionsHost(make_settings(tmp_path), timer_app(calls))
+
+    assert host.fire_timer() == "ticked"
+    assert host.fire_timer("tick", past_due=True) == "ticked"
+
+    assert [type(c).__name__ for c in calls] == ["TimerRequest", "TimerRequest"]
+    assert [c.past_due for c in calls] == [False, True]
+
+
+@pytest.mark.slow
+def test_serve_ingests_as_events_arrive_and_fires_timers_on_schedule(tmp_path: Path) -> None:
+    calls: list[Any] = []
+    settings = make_settings(tmp_path, SYNC_SCHEDULE="* * * * * *")  # every second
+    host = LocalFunctionsHost(settings, timer_app(calls))
+    stop = threading.Event()
+    statuses: list[str] = []
+    server = threading.Thread(
+        target=host.serve, args=(stop,), kwargs={"on_status": lambda s: statuses.append(s.line())}
+    )
+    server.start()
+    try:
+        sent = produce(settings, 100)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and (host.summary.events < 100 or len(calls) < 2):
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        server.join(10)
+
+    assert not server.is_alive()
+    assert host.summary.events == 100
+    assert len(calls) >= 2
+    assert statuses and "events" in statuses[-1]
+    assert_each_event_landed_once(sent, LocalLake(settings.local_lake_path))

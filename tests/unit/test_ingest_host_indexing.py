@@ -1,0 +1,132 @@
+"""The local Functions host indexes apps like the real host, and fails loudly where it would not."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import azure.functions as func
+import pytest
+
+from pipeline.host import HostError, LocalFunctionsHost, RetryPolicy, index_app, read_host_json
+from settings import PROJECT_ROOT, load_settings
+
+
+@pytest.fixture()
+def settings(tmp_path: Path):  # type: ignore[no-untyped-def]
+    return load_settings(
+        environ={
+            "PIPELINE_HOME": str(tmp_path),
+            "EVENTHUB_NAME": "telemetry",
+            "SYNC_SCHEDULE": "*/10 * * * * *",
+        },
+        local_settings_file=tmp_path / "absent.json",
+    )
+
+
+def event_hub_app(**trigger: object) -> func.FunctionApp:
+    app = func.FunctionApp()
+    options = {
+        "arg_name": "events",
+        "event_hub_name": "%EVENTHUB_NAME%",
+        "connection": "EVENTHUB_CONNECTION",
+        "consumer_group": "%EVENTHUB_CONSUMER_GROUP%",
+        "cardinality": "many",
+        **trigger,
+    }
+
+    @app.function_name("eh")
+    @app.retry(
+        strategy="exponential_backoff",
+        max_retry_count="3",
+        minimum_interval="00:00:01",
+        maximum_interval="00:00:03",
+    )
+    @app.event_hub_message_trigger(**options)  # type: ignore[arg-type]
+    def eh(events: list[func.EventHubEvent]) -> None:
+        pass
+
+    return app
+
+
+def test_app_without_functions_fails_with_one_clear_line(settings) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(HostError, match="registers no function") as error:
+        LocalFunctionsHost(settings, func.FunctionApp())
+
+    assert "\n" not in str(error.value)
+
+
+def test_setting_names_in_bindings_resolve_from_settings_and_their_defaults(settings) -> None:  # type: ignore[no-untyped-def]
+    [spec] = index_app(event_hub_app(), settings)
+
+    assert spec.binding["eventHubName"] == "telemetry"  # from the settings given
+    assert spec.binding["consumerGroup"] == "ingest"  # EVENTHUB_CONSUMER_GROUP's default
+    assert spec.binding["connection"] == "EVENTHUB_CONNECTION"  # a setting name, left as is
+    assert spec.retry == RetryPolicy("exponential_backoff", 3, minimum_interval=1.0, maximum_interval=3.0)
+
+
+def test_binding_naming_an_unset_setting_fails(settings) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(HostError, match="NO_SUCH_SETTING"):
+        index_app(event_hub_app(event_hub_name="%NO_SUCH_SETTING%"), settings)
+
+
+def test_connection_holding_a_secret_instead_of_a_setting_name_fails(settings) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(HostError, match="must name an app setting"):
+        index_app(event_hub_app(connection="Endpoint=sb://x/;SharedAccessKey=y"), settings)
+
+
+def test_unsupported_trigger_fails(settings) -> None:  # type: ignore[no-untyped-def]
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+    @app.route("hello")
+    def hello(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse("hi")
+
+    with pytest.raises(HostError, match="httpTrigger"):
+        index_app(app, settings)
+
+
+def test_timer_with_a_five_field_cron_fails(settings) -> None:  # type: ignore[no-untyped-def]
+    app = func.FunctionApp()
+
+    @app.timer_trigger(arg_name="timer", schedule="*/5 * * * *")
+    def tick(timer: func.TimerRequest) -> None:
+        pass
+
+    with pytest.raises(HostError, match="six fields"):
+        index_app(app, settings)
+
+
+def test_exponential_retry_delays_double_and_stop_at_the_maximum() -> None:
+    policy = RetryPolicy("exponential_backoff", 5, minimum_interval=2.0, maximum_interval=10.0)
+
+    assert policy.delays() == [2.0, 4.0, 8.0, 10.0, 10.0]
+    assert RetryPolicy("fixed_delay", 2, delay_interval=3.0).delays() == [3.0, 3.0]
+
+
+def test_project_host_json_has_the_batch_settings_the_issue_asks_for() -> None:
+    document = json.loads((PROJECT_ROOT / "host.json").read_text())
+    hubs = document["extensions"]["eventHubs"]
+
+    assert document["version"] == "2.0"
+    assert document["extensionBundle"]["version"] == "[4.*, 5.0.0)"
+    assert hubs["prefetchCount"] % hubs["maxEventBatchSize"] == 0
+    assert hubs["batchCheckpointFrequency"] == 1
+    assert hubs["initialOffsetOptions"]["type"] == "fromStart"
+    assert "Request" in document["logging"]["applicationInsights"]["samplingSettings"]["excludedTypes"]
+    assert read_host_json().max_event_batch_size == hubs["maxEventBatchSize"]
+
+
+def test_host_json_with_an_unusable_batch_size_fails(tmp_path: Path) -> None:
+    path = tmp_path / "host.json"
+    path.write_text(json.dumps({"version": "2.0", "extensions": {"eventHubs": {"maxEventBatchSize": 0}}}))
+
+    with pytest.raises(HostError, match="maxEventBatchSize"):
+        read_host_json(path)
+
+
+def test_project_app_indexes_an_event_hub_and_a_timer_function(settings) -> None:  # type: ignore[no-untyped-def]
+    host = LocalFunctionsHost(settings)
+
+    assert [f.name for f in host.event_hub_functions] == ["ingest"]
+    assert all(f.binding["schedule"] == "*/10 * * * * *" for f in host.timer_functions)
