@@ -34,9 +34,10 @@ def gold_rows(n: int, seed: int, updated_at: datetime) -> list[tuple]:
         window = start + timedelta(minutes=5 * (i // 200))
         t = round(rng.uniform(-10, 30), 3)
         rows.append((
-            f"City{i % 200:03d}", window, window + timedelta(minutes=5), rng.randint(1, 500), t, t - 2.5, t + 2.5,
-            round(rng.uniform(0, 100), 2), round(rng.uniform(0, 20), 2), round(rng.uniform(20, 40), 2),
-            round(rng.uniform(0, 5), 2), rng.choice(["N", "NE", "SW"]), rng.choice(["Sunny", "Rain"]), updated_at,
+            f"City{i % 200:03d}", window, window + timedelta(minutes=5), rng.randint(1, 500),
+            t, t - 2.5, t + 2.5, round(rng.uniform(0, 100), 2), round(rng.uniform(0, 20), 2),
+            round(rng.uniform(20, 40), 2), round(rng.uniform(0, 5), 2),
+            rng.choice(["N", "NE", "SW"]), rng.choice(["Sunny", "Rain"]), updated_at,
         ))  # fmt: skip
     return rows
 
@@ -57,11 +58,13 @@ def baseline_insert(connection_string: str, rows: list[tuple]) -> float:
     cols = ", ".join(GOLD_COLUMNS)
     conn = pyodbc.connect(connection_string, autocommit=False)
     cur = conn.cursor()
-    cur.execute(f"CREATE TABLE baseline_insert (LIKE dbo.weather_summary INCLUDING DEFAULTS)")
+    cur.execute("CREATE TABLE baseline_insert (LIKE dbo.weather_summary INCLUDING DEFAULTS)")
     cur.execute("ALTER TABLE baseline_insert ALTER COLUMN synced_at DROP NOT NULL")
     conn.commit()
     started = time.perf_counter()
-    cur.executemany(f"INSERT INTO baseline_insert ({cols}) VALUES ({', '.join('?' * len(GOLD_COLUMNS))})", rows)
+    cur.executemany(
+        f"INSERT INTO baseline_insert ({cols}) VALUES ({', '.join('?' * len(GOLD_COLUMNS))})", rows
+    )
     conn.commit()
     elapsed = time.perf_counter() - started
     cur.execute("SELECT COUNT(*) FROM baseline_insert")
@@ -81,7 +84,9 @@ def main(argv: list[str]) -> int:
     server = start_postgres()
     try:
         connection_string = server.postgres.odbc_connection_string
-        warehouse = SqlWarehouse(odbc_connector(connection_string, "postgresql"), PostgresDialect(TableNames()))
+        warehouse = SqlWarehouse(
+            odbc_connector(connection_string, "postgresql"), PostgresDialect(TableNames())
+        )
         warehouse.init_schema()
         first = gold_rows(args.rows, 1, datetime(2026, 2, 1))
         second = gold_rows(args.rows, 2, datetime(2026, 2, 2))  # same keys, every row's values changed
@@ -116,11 +121,14 @@ def main(argv: list[str]) -> int:
     for name, seconds in timings.items():
         table.add_row(name, f"{seconds:.2f}", f"{args.rows / seconds:,.0f}", f"{seconds / baseline:.2f}")
     console.print(table)
-    console.print(f"targets: upsert ≥ {TARGET_ROWS_PER_S:,} rows/s and ≤ {TARGET_RATIO:g}× the baseline's time")
+    console.print(
+        f"targets: upsert ≥ {TARGET_ROWS_PER_S:,} rows/s and ≤ {TARGET_RATIO:g}× the baseline's time"
+    )
     missed = [
         name
         for name, seconds in timings.items()
-        if name.startswith("upsert") and (args.rows / seconds < TARGET_ROWS_PER_S or seconds > TARGET_RATIO * baseline)
+        if name.startswith("upsert")
+        and (args.rows / seconds < TARGET_ROWS_PER_S or seconds > TARGET_RATIO * baseline)
     ]
     for name in missed:
         console.print(f"[red]missed target: {name}[/]")

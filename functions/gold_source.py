@@ -120,9 +120,9 @@ class DeltaGoldSource:
             return False
         for commit in table.history(limit=end - start + 1):
             version = commit.get("version")
-            if version is not None and start <= int(version) <= end:
-                if str(commit.get("operation", "")).upper() in SNAPSHOT_OPERATIONS:
-                    return False
+            in_range = version is not None and start <= int(version) <= end
+            if in_range and str(commit.get("operation", "")).upper() in SNAPSHOT_OPERATIONS:
+                return False
         return True
 
 

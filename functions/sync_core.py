@@ -254,10 +254,7 @@ def _newer(a: GoldRow, b: GoldRow) -> bool:
 
 def plan_sync(read: GoldRead) -> SyncPlan:
     """Turn a gold read into the rows to upsert, the keys to delete and the rows skipped."""
-    if read.mode == "cdf":
-        changes = latest_change_per_key(read.rows)
-    else:
-        changes = list(read.rows)
+    changes = latest_change_per_key(read.rows) if read.mode == "cdf" else list(read.rows)
     skipped: Counter[str] = Counter()
     upserts: dict[GoldKey, GoldRow] = {}
     deletes: dict[GoldKey, None] = {}

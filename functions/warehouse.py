@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from contract import FIELDS
 from functions.sync_core import (
@@ -114,7 +114,7 @@ class Dialect:
     """How one SQL engine spells things. Subclasses override only what differs."""
 
     name = "generic"
-    types = {
+    types: ClassVar[dict[str, str]] = {
         "text": "VARCHAR({n})",
         "timestamp": "TIMESTAMP",
         "bigint": "BIGINT",
@@ -174,7 +174,8 @@ class Dialect:
                 f"{self.quote('started_at')} {ts} NOT NULL, {self.quote('finished_at')} {ts} NOT NULL, "
                 f"{self.quote('from_version')} {big} NOT NULL, {self.quote('to_version')} {big} NOT NULL, "
                 f"{self.quote('rows_upserted')} {big} NOT NULL, {self.quote('rows_deleted')} {big} NOT NULL, "
-                f"{self.quote('rows_skipped')} {big} NOT NULL, {self.quote('max_source_updated_at')} {ts} NULL"
+                f"{self.quote('rows_skipped')} {big} NOT NULL, {self.quote('max_source_updated_at')} "
+                f"{ts} NULL"
             ),
             n.location: (
                 f"{self.quote('location_key')} {self.identity_column()}, "
@@ -204,7 +205,8 @@ class Dialect:
 
     # reporting views
     def date_key(self, expr: str) -> str:
-        return f"CAST(EXTRACT(YEAR FROM {expr}) * 10000 + EXTRACT(MONTH FROM {expr}) * 100 + EXTRACT(DAY FROM {expr}) AS INTEGER)"
+        parts = (f"EXTRACT({part} FROM {expr})" for part in ("YEAR", "MONTH", "DAY"))
+        return "CAST({} * 10000 + {} * 100 + {} AS INTEGER)".format(*parts)
 
     def hour_of(self, expr: str) -> str:
         return f"CAST(EXTRACT(HOUR FROM {expr}) AS INTEGER)"
@@ -312,9 +314,8 @@ class Dialect:
         """Delete the target rows the stage marks ``D``."""
         q, target = self.quote, self.qualified(self.names.table)
         return (
-            f"DELETE FROM {target} WHERE EXISTS (SELECT 1 FROM {self.stage_table} AS s WHERE s.{q('op')} = 'D' AND "
-            + " AND ".join(f"s.{q(k)} = {target}.{q(k)}" for k in KEY_COLUMNS)
-            + ")"
+            f"DELETE FROM {target} WHERE EXISTS (SELECT 1 FROM {self.stage_table} AS s WHERE "
+            f"s.{q('op')} = 'D' AND " + " AND ".join(f"s.{q(k)} = {target}.{q(k)}" for k in KEY_COLUMNS) + ")"
         )
 
     def delete_missing(self) -> str:
@@ -329,7 +330,8 @@ class Dialect:
     def advance_watermark(self) -> str:
         q = self.quote
         return (
-            f"UPDATE {self.qualified(self.names.watermark)} SET {q('delta_version')} = {self.param('bigint')}, "
+            f"UPDATE {self.qualified(self.names.watermark)} SET {q('delta_version')} = "
+            f"{self.param('bigint')}, "
             f"{q('synced_at')} = {self.param('timestamp')} WHERE {q('table_name')} = {self.param('text')} "
             f"AND {q('delta_version')} = {self.param('bigint')}"
         )
@@ -377,7 +379,12 @@ class SqlServerDialect(Dialect):
     """T-SQL for SQL Server / Azure SQL Database (pyodbc + ODBC Driver 18 for SQL Server)."""
 
     name = "sqlserver"
-    types = {"text": "NVARCHAR({n})", "timestamp": "DATETIME2(6)", "bigint": "BIGINT", "double": "FLOAT"}
+    types: ClassVar[dict[str, str]] = {
+        "text": "NVARCHAR({n})",
+        "timestamp": "DATETIME2(6)",
+        "bigint": "BIGINT",
+        "double": "FLOAT",
+    }
 
     def quote(self, identifier: str) -> str:
         return f"[{validate_identifier(identifier, 'identifier')}]"
@@ -415,15 +422,18 @@ class SqlServerDialect(Dialect):
         d = f"days.{q('date')}"
         # 1900-01-01 was a Monday: this day-of-week does not depend on SET DATEFIRST.
         dow = f"(DATEDIFF(DAY, CAST('19000101' AS DATE), {d}) % 7 + 1)"
+        iso_week = f"DATEPART(ISO_WEEK, {d})"
         return (
-            "WITH digits AS (SELECT v.d FROM (VALUES (0), (1), (2), (3), (4), (5), (6), (7), (8), (9)) AS v(d)), "
+            "WITH digits AS (SELECT v.d FROM (VALUES (0), (1), (2), (3), (4), (5), (6), (7), (8), "
+            "(9)) AS v(d)), "
             "numbers AS (SELECT a.d + 10 * b.d + 100 * c.d + 1000 * e.d + 10000 * f.d AS n FROM digits AS a "
             "CROSS JOIN digits AS b CROSS JOIN digits AS c CROSS JOIN digits AS e CROSS JOIN digits AS f), "
             f"bounds AS (SELECT DATEFROMPARTS(YEAR(MIN({q('window_start')})), 1, 1) AS first_day, "
             f"DATEFROMPARTS(YEAR(MAX({q('window_start')})), 12, 31) AS last_day FROM {target}), "
             f"days AS (SELECT DATEADD(DAY, numbers.n, bounds.first_day) AS {q('date')} FROM bounds "
             "INNER JOIN numbers ON numbers.n <= DATEDIFF(DAY, bounds.first_day, bounds.last_day)) "
-            f"SELECT {self.date_columns(d, f'YEAR({d})', f'MONTH({d})', f'DAY({d})', dow, f'DATEPART(ISO_WEEK, {d})')} "
+            "SELECT "
+            f"{self.date_columns(d, f'YEAR({d})', f'MONTH({d})', f'DAY({d})', dow, iso_week)} "
             "FROM days"
         )
 
@@ -434,7 +444,8 @@ class SqlServerDialect(Dialect):
     def ensure_watermark_row(self) -> tuple[str, list[Any]]:
         q, wm = self.quote, self.qualified(self.names.watermark)
         sql = (
-            f"INSERT INTO {wm} ({q('table_name')}, {q('delta_version')}, {q('synced_at')}) SELECT ?, -1, NULL "
+            f"INSERT INTO {wm} ({q('table_name')}, {q('delta_version')}, {q('synced_at')}) SELECT ?, "
+            "-1, NULL "
             f"WHERE NOT EXISTS (SELECT 1 FROM {wm} WITH (UPDLOCK, HOLDLOCK) WHERE {q('table_name')} = ?)"
         )
         return sql, [self.watermark_key, self.watermark_key]
@@ -442,7 +453,8 @@ class SqlServerDialect(Dialect):
     def lock_watermark(self) -> str:
         q = self.quote
         return (
-            f"SELECT {q('delta_version')} FROM {self.qualified(self.names.watermark)} WITH (UPDLOCK, HOLDLOCK) "
+            f"SELECT {q('delta_version')} FROM {self.qualified(self.names.watermark)} WITH (UPDLOCK, "
+            "HOLDLOCK) "
             f"WHERE {q('table_name')} = ?"
         )
 
@@ -477,13 +489,18 @@ class PostgresDialect(Dialect):
     """PostgreSQL 15+ through psqlODBC, which sends parameters as text: every one is CAST."""
 
     name = "postgresql"
-    types = {
+    types: ClassVar[dict[str, str]] = {
         "text": "VARCHAR({n})",
         "timestamp": "TIMESTAMP(6)",
         "bigint": "BIGINT",
         "double": "DOUBLE PRECISION",
     }
-    casts = {"text": "VARCHAR", "timestamp": "TIMESTAMP", "bigint": "BIGINT", "double": "DOUBLE PRECISION"}
+    casts: ClassVar[dict[str, str]] = {
+        "text": "VARCHAR",
+        "timestamp": "TIMESTAMP",
+        "bigint": "BIGINT",
+        "double": "DOUBLE PRECISION",
+    }
 
     def param(self, kind: str) -> str:
         return f"CAST(? AS {self.casts[kind]})"
@@ -493,12 +510,14 @@ class PostgresDialect(Dialect):
         d = f"days.{q('date')}"
         part = lambda field: f"CAST(EXTRACT({field} FROM {d}) AS INTEGER)"  # noqa: E731
         return (
-            f"WITH bounds AS (SELECT MAKE_DATE(CAST(EXTRACT(YEAR FROM MIN({q('window_start')})) AS INTEGER), 1, 1) "
+            f"WITH bounds AS (SELECT MAKE_DATE(CAST(EXTRACT(YEAR FROM MIN({q('window_start')})) AS "
+            "INTEGER), 1, 1) "
             f"AS first_day, MAKE_DATE(CAST(EXTRACT(YEAR FROM MAX({q('window_start')})) AS INTEGER), 12, 31) "
             f"AS last_day FROM {target}), "
             f"days AS (SELECT CAST(g.d AS DATE) AS {q('date')} FROM bounds, "
             "GENERATE_SERIES(bounds.first_day, bounds.last_day, INTERVAL '1 day') AS g(d)) "
-            f"SELECT {self.date_columns(d, part('YEAR'), part('MONTH'), part('DAY'), part('ISODOW'), part('WEEK'))} "
+            "SELECT "
+            f"{self.date_columns(d, part('YEAR'), part('MONTH'), part('DAY'), part('ISODOW'), part('WEEK'))} "
             "FROM days"
         )
 
@@ -532,7 +551,9 @@ class PostgresDialect(Dialect):
         q = self.quote
         values = [c for c in GOLD_COLUMNS if c not in KEY_COLUMNS]
         cols = ", ".join(q(c) for c in GOLD_COLUMNS)
-        changed = f"({', '.join('t.' + q(c) for c in values)}) IS DISTINCT FROM ({', '.join('s.' + q(c) for c in values)})"
+        target_values = ", ".join("t." + q(c) for c in values)
+        source_values = ", ".join("s." + q(c) for c in values)
+        changed = f"({target_values}) IS DISTINCT FROM ({source_values})"
         return (
             f"MERGE INTO {self.qualified(self.names.table)} AS t "
             f"USING (SELECT {cols} FROM {self.stage_table} WHERE {q('op')} = 'U') AS s "
@@ -549,7 +570,12 @@ class SqliteDialect(Dialect):
     """SQLite (stdlib sqlite3), the embedded local warehouse. It has no schemas: names are bare."""
 
     name = "sqlite"
-    types = {"text": "TEXT", "timestamp": "TEXT", "bigint": "INTEGER", "double": "REAL"}
+    types: ClassVar[dict[str, str]] = {
+        "text": "TEXT",
+        "timestamp": "TEXT",
+        "bigint": "INTEGER",
+        "double": "REAL",
+    }
 
     def qualified(self, table: str) -> str:
         return self.quote(table)
@@ -590,9 +616,11 @@ class SqliteDialect(Dialect):
         iso_week = f"((CAST(STRFTIME('%j', DATE({d}, '-3 days', 'weekday 4')) AS INTEGER) - 1) / 7 + 1)"
         return (
             f"WITH RECURSIVE bounds AS (SELECT DATE(MIN({q('window_start')}), 'start of year') AS first_day, "
-            f"DATE(MAX({q('window_start')}), 'start of year', '+1 year', '-1 day') AS last_day FROM {target}), "
+            f"DATE(MAX({q('window_start')}), 'start of year', '+1 year', '-1 day') AS last_day FROM "
+            f"{target}), "
             f"days({q('date')}) AS (SELECT first_day FROM bounds WHERE first_day IS NOT NULL UNION ALL "
-            f"SELECT DATE(days.{q('date')}, '+1 day') FROM days, bounds WHERE days.{q('date')} < bounds.last_day) "
+            f"SELECT DATE(days.{q('date')}, '+1 day') FROM days, bounds WHERE days.{q('date')} < "
+            "bounds.last_day) "
             f"SELECT {self.date_columns(d, part('%Y'), part('%m'), part('%d'), dow, iso_week)} FROM days"
         )
 
@@ -603,7 +631,8 @@ class SqliteDialect(Dialect):
     def ensure_watermark_row(self) -> tuple[str, list[Any]]:
         q = self.quote
         sql = (
-            f"INSERT OR IGNORE INTO {self.qualified(self.names.watermark)} ({q('table_name')}, {q('delta_version')}) "
+            f"INSERT OR IGNORE INTO {self.qualified(self.names.watermark)} ({q('table_name')}, "
+            f"{q('delta_version')}) "
             "VALUES (?, -1)"
         )
         return sql, [self.watermark_key]
@@ -913,7 +942,8 @@ def warehouse_from_settings(settings: Settings) -> SqlWarehouse:
 def ddl_script(dialect: Dialect) -> str:
     """The dialect's DDL as one idempotent script (what ``sql/<dialect>/schema.sql`` holds)."""
     header = (
-        f"-- Generated by `python -m pipeline sql script --dialect {dialect.name}` from functions/warehouse.py.\n"
+        f"-- Generated by `python -m pipeline sql script --dialect {dialect.name}` from "
+        "functions/warehouse.py.\n"
         "-- Idempotent: safe to run again. `python -m pipeline sql init` runs the same statements.\n\n"
     )
     statements = dialect.ddl()

@@ -44,8 +44,8 @@ def _fire(settings: Settings, app: Any) -> None:
     try:
         from pipeline.host import LocalFunctionsHost
     except ImportError:  # the local host is optional for this runner
-        LocalFunctionsHost = None  # noqa: N806
-    if LocalFunctionsHost is not None and hasattr(LocalFunctionsHost, "fire_timer"):
+        pass
+    else:
         LocalFunctionsHost(settings, app).fire_timer(SYNC_FUNCTION_NAME)
         return
     if app is None:

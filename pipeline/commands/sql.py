@@ -17,7 +17,9 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "sql",
         help="Create the SQL tables, watermark and reporting views (idempotent), or print the DDL",
-        description="Manage the SQL target's schema: the summary table, sync_watermark, sync_runs and the views.",
+        description=(
+            "Manage the SQL target's schema: the summary table, sync_watermark, sync_runs and the views."
+        ),
     )
     actions = parser.add_subparsers(dest="sql_action", metavar="ACTION", required=True)
     init = actions.add_parser(
@@ -29,7 +31,9 @@ def register(subparsers: Any) -> None:
     script = actions.add_parser(
         "script",
         help="Print (or write) the idempotent DDL script for a dialect",
-        description="Print the DDL for SQL_SCHEMA / SQL_TABLE in one dialect, as in sql/<dialect>/schema.sql.",
+        description=(
+            "Print the DDL for SQL_SCHEMA / SQL_TABLE in one dialect, as in sql/<dialect>/schema.sql."
+        ),
     )
     script.add_argument("--dialect", choices=DIALECTS, required=True, help="the SQL engine")
     script.add_argument("--out", type=Path, help="write the script to this file instead of printing it")
@@ -45,7 +49,9 @@ def handle_init(args: argparse.Namespace) -> int:
         if type(exc).__name__ in ("Error", "OperationalError", "InterfaceError"):  # pyodbc / sqlite3
             raise UserError(f"SQL target failed: {str(exc).splitlines()[0]}") from exc
         raise
-    target = settings.sqlite_path if not settings.sql_connection else f"{warehouse.dialect.name} (SQL_CONNECTION)"
+    target = (
+        settings.sqlite_path if not settings.sql_connection else f"{warehouse.dialect.name} (SQL_CONNECTION)"
+    )
     print(f"SQL schema ready in {target}")
     return 0
 

@@ -83,7 +83,10 @@ def test_sync_once_fires_the_function_and_returns_its_counts(tmp_path):
     second = sync_once(settings)
     assert (second["status"], second["rows_upserted"], second["mode"]) == ("synced", 2, "cdf")
     assert sync_once(settings)["status"] == "up_to_date"
-    assert sqlite_rows(settings) == {expected(window("Oslo", 0, 2.0, processed=3)), expected(window("Bergen", 5, -1.0))}
+    assert sqlite_rows(settings) == {
+        expected(window("Oslo", 0, 2.0, processed=3)),
+        expected(window("Bergen", 5, -1.0)),
+    }
 
 
 def test_pipeline_sync_command_prints_json_counts(tmp_path, monkeypatch, capsys):
@@ -104,7 +107,9 @@ def test_pipeline_sync_command_prints_json_counts(tmp_path, monkeypatch, capsys)
 SQLSERVER = load_settings().get("SQLSERVER_TEST_CONNECTION")
 
 
-@pytest.mark.skipif(not SQLSERVER, reason="SQLSERVER_TEST_CONNECTION is not set (no SQL Server engine runs here)")
+@pytest.mark.skipif(
+    not SQLSERVER, reason="SQLSERVER_TEST_CONNECTION is not set (no SQL Server engine runs here)"
+)
 def test_sql_server_first_load_and_replay(tmp_path):
     names = TableNames(schema="sync_it", table=f"weather_{datetime.now(UTC):%H%M%S%f}")
     warehouse = SqlWarehouse(odbc_connector(SQLSERVER, "sqlserver"), SqlServerDialect(names))

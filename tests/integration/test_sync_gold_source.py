@@ -73,7 +73,10 @@ def test_storage_options_come_from_settings_only():
     )  # fmt: skip
     assert storage_options_from_settings(keyed) == {"account_name": "acct", "account_key": "k"}
     identity = load_settings(
-        environ={"GOLD_TABLE_URI": "abfss://gold@acct.dfs.core.windows.net/weather_summary", "LAKE_ACCOUNT_NAME": "acct"}
+        environ={
+            "GOLD_TABLE_URI": "abfss://gold@acct.dfs.core.windows.net/weather_summary",
+            "LAKE_ACCOUNT_NAME": "acct",
+        }
     )
     assert storage_options_from_settings(identity, token_provider=lambda: "tok") == {
         "bearer_token": "tok",
@@ -93,7 +96,9 @@ def test_gold_on_blob_storage_is_read_with_the_settings_connection_string(azurit
         storage_options=options,
         configuration={"delta.enableChangeDataFeed": "true"},
     )
-    settings = load_settings(environ={"GOLD_TABLE_URI": uri, "LAKE_CONNECTION_STRING": azurite.connection_string})
+    settings = load_settings(
+        environ={"GOLD_TABLE_URI": uri, "LAKE_CONNECTION_STRING": azurite.connection_string}
+    )
     read = gold_source_from_settings(settings).read_changes(-1)
     assert read is not None
     assert sorted(r["location"] for r in read.rows) == ["Oslo", "Rome"]

@@ -49,7 +49,9 @@ GOLD_SCHEMA = pa.schema(
 )
 
 
-def window(location: str | None, minute: int, temp: float, processed: int = 0, count: int = 3) -> dict[str, Any]:
+def window(
+    location: str | None, minute: int, temp: float, processed: int = 0, count: int = 3
+) -> dict[str, Any]:
     """One gold row: a 5-minute window at T0 + ``minute``, last recomputed at T0 + 1h + ``processed`` s."""
     start = T0 + timedelta(minutes=minute)
     return {
@@ -156,7 +158,8 @@ class Target:
 
     def runs(self) -> list[tuple[Any, ...]]:
         return self.query(
-            f"SELECT from_version, to_version, rows_upserted, rows_deleted, rows_skipped FROM {self.name('sync_runs')} "
+            "SELECT from_version, to_version, rows_upserted, rows_deleted, rows_skipped FROM "
+            f"{self.name('sync_runs')} "
             "ORDER BY to_version"
         )
 
@@ -310,7 +313,10 @@ def test_failure_between_staging_and_commit_rolls_back_and_keeps_the_watermark(g
     assert target.runs() == runs
     summary = sync(gold, target)  # the next tick does the work
     assert (summary.rows_upserted, summary.rows_deleted) == (2, 1)
-    assert target.values() == {expected(window("Oslo", 0, 5.0, processed=30)), expected(window("Paris", 0, 9.0))}
+    assert target.values() == {
+        expected(window("Oslo", 0, 5.0, processed=30)),
+        expected(window("Paris", 0, 9.0)),
+    }
 
 
 def test_bad_rows_are_skipped_and_counted_and_the_rest_proceed(gold, target, caplog):

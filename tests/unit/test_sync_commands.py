@@ -65,7 +65,9 @@ def test_sql_script_prints_the_dialects_ddl(capsys):
     args = parser_with(sql).parse_args(["sql", "script", "--dialect", "sqlserver"])
     assert args.handler(args) == 0
     settings = load_settings()
-    assert capsys.readouterr().out == ddl_script(SqlServerDialect(TableNames(settings.sql_schema, settings.sql_table)))
+    assert capsys.readouterr().out == ddl_script(
+        SqlServerDialect(TableNames(settings.sql_schema, settings.sql_table))
+    )
 
 
 def test_sql_init_creates_the_sqlite_warehouse(tmp_path, monkeypatch, capsys):
@@ -83,7 +85,9 @@ def test_sql_init_creates_the_sqlite_warehouse(tmp_path, monkeypatch, capsys):
 
 def test_sql_init_with_an_unreachable_target_is_one_clear_error(monkeypatch):
     settings = load_settings(
-        environ={"SQL_CONNECTION": "Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=1;Database=x;Uid=u;Pwd="}
+        environ={
+            "SQL_CONNECTION": "Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=1;Database=x;Uid=u;Pwd="
+        }
     )
     monkeypatch.setattr(sql, "load_settings", lambda: settings)
     args = parser_with(sql).parse_args(["sql", "init"])

@@ -247,7 +247,9 @@ def test_a_persistent_transient_error_is_raised_after_the_last_attempt():
     warehouse = RecordingWarehouse(failures=[busy] * 10)
     slept: list[float] = []
     with pytest.raises(sqlite3.OperationalError):
-        run_sync(FixedSource(GoldRead(-1, 0, "snapshot", [gold()])), warehouse, max_attempts=4, sleep=slept.append)
+        run_sync(
+            FixedSource(GoldRead(-1, 0, "snapshot", [gold()])), warehouse, max_attempts=4, sleep=slept.append
+        )
     assert len(warehouse.applied) == 4
     assert len(slept) == 3
     assert warehouse.watermark == -1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pyodbc
 import pytest
@@ -32,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TSQL = SqlServerDialect(TableNames("reporting", "weather_summary"))
 
 
-def parse_tsql(statement: str) -> exp.Expression:
+def parse_tsql(statement: str) -> Any:
     (tree,) = sqlglot.parse(statement, read="tsql")
     assert tree is not None
     # A Command is sqlglot giving up and keeping the text: that is not a parse.
@@ -71,7 +72,7 @@ def test_staging_is_a_session_temp_table():
     drop, create = TSQL.create_stage()
     assert parse_tsql(create).find(exp.Table).sql("tsql") == "#weather_sync_stage"
     assert isinstance(parse_tsql(drop), exp.Drop)
-    insert = parse_tsql(TSQL.insert_stage())
+    assert isinstance(parse_tsql(TSQL.insert_stage()), exp.Insert)
     assert TSQL.insert_stage().count("?") == len(GOLD_COLUMNS) + 1
 
 
@@ -122,7 +123,10 @@ def test_postgres_casts_every_parameter():
     ("connection_string", "dialect"),
     [
         ("", "sqlite"),
-        ("Driver={ODBC Driver 18 for SQL Server};Server=tcp:x.database.windows.net,1433;Database=d", "sqlserver"),
+        (
+            "Driver={ODBC Driver 18 for SQL Server};Server=tcp:x.database.windows.net,1433;Database=d",
+            "sqlserver",
+        ),
         ("Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=5432;Database=d;Uid=u;Pwd=", "postgresql"),
     ],
 )
@@ -140,23 +144,34 @@ def test_managed_identity_token_is_packed_for_the_odbc_driver():
     assert packed == b"\x06\x00\x00\x00a\x00b\x00c\x00"
     assert needs_access_token("Driver={ODBC Driver 18 for SQL Server};Server=tcp:s;Database=d")
     assert not needs_access_token("Driver={ODBC Driver 18 for SQL Server};Server=s;Uid=u;Pwd=p")
-    assert not needs_access_token("Driver={ODBC Driver 18 for SQL Server};Server=s;Authentication=ActiveDirectoryMsi")
+    assert not needs_access_token(
+        "Driver={ODBC Driver 18 for SQL Server};Server=s;Authentication=ActiveDirectoryMsi"
+    )
 
 
 def test_sql_server_connection_without_credentials_sends_an_access_token(monkeypatch):
-    calls = []
-    monkeypatch.setattr(pyodbc, "connect", lambda *a, **kw: calls.append((a, kw)) or "conn")
+    calls: list[tuple[tuple, dict]] = []
+
+    def recording_connect(*args: object, **kwargs: object) -> str:
+        calls.append((args, kwargs))
+        return "conn"
+
+    monkeypatch.setattr(pyodbc, "connect", recording_connect)
     connect = odbc_connector("Driver={ODBC Driver 18 for SQL Server};Server=tcp:s;Database=d", "sqlserver",
                              token_provider=lambda: "tok")  # fmt: skip
     assert connect() == "conn"
-    (_, kwargs), = calls
+    ((_, kwargs),) = calls
     assert kwargs["attrs_before"] == {SQL_COPT_SS_ACCESS_TOKEN: access_token_struct("tok")}
     assert kwargs["autocommit"] is False
 
 
 # --- transient errors -----------------------------------------------------------------------------
 def odbc_error(sqlstate: str, native: int, text: str) -> pyodbc.Error:
-    return pyodbc.Error(sqlstate, f"[{sqlstate}] [Microsoft][ODBC Driver 18 for SQL Server][SQL Server]{text} ({native}) (SQLExecDirectW)")
+    return pyodbc.Error(
+        sqlstate,
+        f"[{sqlstate}] [Microsoft][ODBC Driver 18 for SQL Server][SQL Server]{text} ({native}) "
+        "(SQLExecDirectW)",
+    )
 
 
 @pytest.mark.parametrize("native", [1205, 40613, 40197, 40501, 49918, 49919, 49920, 4060, 10928, 10929, 233,
