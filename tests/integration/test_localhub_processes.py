@@ -57,7 +57,7 @@ def consumer_cmd(hub: Path, want: int, stop_after: int | None = None) -> list[st
 
 
 def seen_lines(stdout: str) -> list[tuple[str, int, str]]:
-    return [tuple(json.loads(line)) for line in stdout.splitlines() if line.strip()]  # type: ignore[misc]
+    return [tuple(json.loads(line)) for line in stdout.splitlines() if line.strip()]
 
 
 def test_a_producer_and_a_consumer_process_at_once_see_every_event_once_in_order(tmp_path: Path) -> None:
