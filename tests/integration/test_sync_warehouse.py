@@ -416,3 +416,37 @@ def test_init_schema_is_idempotent(target):
     warehouse.init_schema()
     assert warehouse.schema_ready()
     assert target.watermark() == -1
+
+
+def test_a_real_postgres_deadlock_is_classified_as_transient(postgres):
+    import pyodbc
+
+    from functions.warehouse import is_transient_error
+
+    setup = pyodbc.connect(postgres.odbc_connection_string, autocommit=True)
+    table = f"dl_{uuid.uuid4().hex[:8]}"
+    setup.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, v INTEGER)")
+    setup.execute(f"INSERT INTO {table} VALUES (1, 0), (2, 0)")
+    a = pyodbc.connect(postgres.odbc_connection_string, autocommit=False)
+    b = pyodbc.connect(postgres.odbc_connection_string, autocommit=False)
+    errors: list[BaseException] = []
+    a.execute(f"UPDATE {table} SET v = 1 WHERE id = 1")
+    b.execute(f"UPDATE {table} SET v = 1 WHERE id = 2")
+
+    def cross(conn: Any, row: int) -> None:
+        try:
+            conn.execute(f"UPDATE {table} SET v = 2 WHERE id = {row}")
+        except pyodbc.Error as exc:
+            errors.append(exc)
+        finally:
+            conn.rollback()
+
+    threads = [threading.Thread(target=cross, args=(a, 2)), threading.Thread(target=cross, args=(b, 1))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    for conn in (a, b, setup):
+        conn.close()
+    assert len(errors) == 1  # PostgreSQL picked one victim
+    assert is_transient_error("postgresql", errors[0])
