@@ -74,14 +74,19 @@ def _tracked(
     task = progress.add_task(description, total=None)
     stop = threading.Event()
 
+    def update() -> None:
+        try:
+            done, total = poll() if poll else (0, 0)
+        except Exception:  # a layer mid-write can fail to read; the next poll will do
+            return
+        if total:
+            progress.update(task, completed=done, total=total)
+
     def poller() -> None:
         while not stop.wait(0.5):
-            try:
-                done, total = poll() if poll else (0, 0)
-            except Exception:  # a layer mid-write can fail to read; the next poll will do
-                continue
-            if total:
-                progress.update(task, completed=done, total=total)
+            update()
+
+    update()  # the total is known up front when there is a poll
 
     thread = threading.Thread(target=poller, daemon=True)
     thread.start()
