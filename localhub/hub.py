@@ -7,11 +7,14 @@ failing), and WAL lets readers run while a writer commits.
 Tables (one file may hold several hubs, told apart by ``hub``):
 
 * ``hubs(hub, hub_id, partitions)`` - the fixed partition count of each hub.
-* ``partitions(hub, partition_id, next_sequence_number, next_offset, last_enqueued_ms)`` - the
-  running counters, updated in the same transaction as the events they count.
-* ``events(id, offset, enqueued_ms, partition_key, properties, body)`` - the log itself. ``id``
-  packs hub, partition and sequence number (:func:`_event_key`), so the log is one append-mostly
-  b-tree with no second index to maintain: that is most of the insert speed.
+* ``partitions(hub, partition_id, next_sequence_number, next_offset, last_offset,
+  last_enqueued_ms)`` - the running counters, updated in the same transaction as the events.
+* ``batches(id, last_sequence_number, first_offset, enqueued_ms, partition_key, lengths,
+  properties, bodies)`` - the log itself, one row per sent batch (as Event Hubs enqueues a batch
+  atomically): the bodies concatenated, their lengths as little-endian uint32s, and their
+  application properties as a JSON list (NULL when no event has any). ``id`` packs hub, partition
+  and the batch's first sequence number (:func:`_event_key`), so the log is one append-mostly
+  b-tree. One row per batch instead of per event is what makes sending cheap (~0.3 µs an event).
 * ``checkpoints(hub, consumer_group, partition_id, sequence_number, offset, updated_ms)``.
 """
 
@@ -20,9 +23,11 @@ from __future__ import annotations
 import itertools
 import json
 import sqlite3
+import sys
 import threading
 import time
 import zlib
+from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,16 +54,19 @@ CREATE TABLE IF NOT EXISTS partitions (
     partition_id INTEGER NOT NULL,
     next_sequence_number INTEGER NOT NULL,
     next_offset INTEGER NOT NULL,
+    last_offset INTEGER NOT NULL DEFAULT -1,
     last_enqueued_ms INTEGER,
     PRIMARY KEY (hub, partition_id)
 );
-CREATE TABLE IF NOT EXISTS events (
+CREATE TABLE IF NOT EXISTS batches (
     id INTEGER PRIMARY KEY,
-    offset INTEGER NOT NULL,
+    last_sequence_number INTEGER NOT NULL,
+    first_offset INTEGER NOT NULL,
     enqueued_ms INTEGER NOT NULL,
     partition_key TEXT,
+    lengths BLOB NOT NULL,
     properties TEXT,
-    body BLOB NOT NULL
+    bodies BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS checkpoints (
     hub TEXT NOT NULL,
@@ -72,7 +80,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 """
 
 
-# events.id = hub_id << 50 | partition << 38 | sequence_number: 2^38 events per partition,
+# batches.id = hub_id << 50 | partition << 38 | sequence_number: 2^38 events per partition,
 # 4096 partitions per hub (Event Hubs allows at most 2048), 8191 hubs per file.
 _SEQ_BITS = 38
 _PARTITION_BITS = 12
@@ -270,24 +278,16 @@ class LocalEventHub:
     def get_partition_properties(self, partition_id: str) -> PartitionProperties:
         """The partition's last sequence number, offset and enqueued time."""
         index = self.partition_index(partition_id)
-        next_seq, _next_offset, last_ms = self._read(
-            "SELECT next_sequence_number, next_offset, last_enqueued_ms FROM partitions"
+        next_seq, last_offset, last_ms = self._read(
+            "SELECT next_sequence_number, last_offset, last_enqueued_ms FROM partitions"
             " WHERE hub = ? AND partition_id = ?",
             (self.name, index),
         )[0]
-        last_offset = "-1"
-        if next_seq:
-            last_offset = str(
-                self._read(
-                    "SELECT offset FROM events WHERE id = ?",
-                    (_event_key(self._hub_id, index, next_seq - 1),),
-                )[0][0]
-            )
         return PartitionProperties(
             partition_id=str(index),
             beginning_sequence_number=0,
             last_enqueued_sequence_number=next_seq - 1,
-            last_enqueued_offset=last_offset,
+            last_enqueued_offset=str(last_offset),
             last_enqueued_time_utc=_utc(last_ms) if last_ms is not None else None,
             is_empty=next_seq == 0,
         )
@@ -330,25 +330,36 @@ class LocalEventHub:
                 "SELECT next_sequence_number, next_offset FROM partitions WHERE hub = ? AND partition_id = ?",
                 (self.name, index),
             ).fetchone()
-            rows: list[tuple[int, int, int, str | None, str | None, bytes]] = []
-            base = _event_key(self._hub_id, index, 0)
-            seq, offset = next_seq, next_offset
-            append = rows.append
-            for body, properties in events:
-                append((base + seq, offset, now, partition_key, properties, body))
-                seq += 1
-                offset += len(body)
-            if not rows:
+            events = list(events)
+            if not events:
                 return next_seq, next_seq - 1
-            conn.executemany(
-                "INSERT INTO events (id, offset, enqueued_ms, partition_key, properties, body)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
+            lengths = array("I", [len(body) for body, _ in events])
+            if sys.byteorder != "little":  # pragma: no cover - stored little-endian everywhere
+                lengths.byteswap()
+            properties = [p for _, p in events]
+            properties_json = (
+                "[" + ",".join(p or "null" for p in properties) + "]" if any(properties) else None
             )
+            total = sum(lengths)
             conn.execute(
-                "UPDATE partitions SET next_sequence_number = ?, next_offset = ?, last_enqueued_ms = ?"
-                " WHERE hub = ? AND partition_id = ?",
-                (seq, offset, now, self.name, index),
+                "INSERT INTO batches (id, last_sequence_number, first_offset, enqueued_ms, partition_key,"
+                " lengths, properties, bodies) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    _event_key(self._hub_id, index, next_seq),
+                    next_seq + len(events) - 1,
+                    next_offset,
+                    now,
+                    partition_key,
+                    lengths.tobytes(),
+                    properties_json,
+                    b"".join(body for body, _ in events),
+                ),
+            )
+            seq = next_seq + len(events)
+            conn.execute(
+                "UPDATE partitions SET next_sequence_number = ?, next_offset = ?, last_offset = ?,"
+                " last_enqueued_ms = ? WHERE hub = ? AND partition_id = ?",
+                (seq, next_offset + total, next_offset + total - lengths[-1], now, self.name, index),
             )
         return next_seq, seq - 1
 
@@ -357,24 +368,49 @@ class LocalEventHub:
         """Up to ``max_count`` events of a partition with sequence numbers above the given one."""
         index = self.partition_index(partition_id)
         base = _event_key(self._hub_id, index, 0)
-        rows = self._read(
-            "SELECT id, offset, enqueued_ms, partition_key, properties, body FROM events"
-            " WHERE id > ? AND id < ? ORDER BY id LIMIT ?",
-            (base + max(after_sequence_number, -1), base + (1 << _SEQ_BITS), max_count),
-        )
+        first_wanted = max(after_sequence_number, -1) + 1
+        result: list[ReceivedEvent] = []
+        if max_count <= 0:
+            return result
         pid = str(index)
-        return [
-            ReceivedEvent(
-                body=bytes(body),
-                properties=json.loads(properties) if properties else {},
-                partition_key=partition_key,
-                partition_id=pid,
-                sequence_number=event_key - base,
-                offset=str(offset),
-                enqueued_time=_utc(ms),
+        with self._lock:
+            # Start at the batch holding first_wanted: the last batch that begins at or before it.
+            cursor = self._conn.execute(
+                "SELECT id, first_offset, enqueued_ms, partition_key, lengths, properties, bodies"
+                " FROM batches WHERE id < ? AND id >="
+                " COALESCE((SELECT MAX(id) FROM batches WHERE id >= ? AND id <= ?), ?) ORDER BY id",
+                (base + (1 << _SEQ_BITS), base, base + first_wanted, base),
             )
-            for event_key, offset, ms, partition_key, properties, body in rows
-        ]
+            for batch_key, first_offset, ms, partition_key, raw_lengths, raw_properties, bodies in cursor:
+                lengths = array("I")
+                lengths.frombytes(raw_lengths)
+                if sys.byteorder != "little":  # pragma: no cover
+                    lengths.byteswap()
+                properties = json.loads(raw_properties) if raw_properties else None
+                enqueued = _utc(ms)
+                seq = batch_key - base
+                offset = first_offset
+                position = 0
+                for i, length in enumerate(lengths):
+                    if seq >= first_wanted:
+                        result.append(
+                            ReceivedEvent(
+                                body=bodies[position : position + length],
+                                properties=(properties[i] or {}) if properties else {},
+                                partition_key=partition_key,
+                                partition_id=pid,
+                                sequence_number=seq,
+                                offset=str(offset),
+                                enqueued_time=enqueued,
+                            )
+                        )
+                        if len(result) >= max_count:
+                            cursor.close()
+                            return result
+                    seq += 1
+                    offset += length
+                    position += length
+        return result
 
     # --- checkpoints ------------------------------------------------------------------------
     def get_checkpoint(self, consumer_group: str, partition_id: str) -> tuple[int, str] | None:

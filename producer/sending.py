@@ -94,7 +94,7 @@ class BatchingSender:
         self,
         client: ProducerClient,
         *,
-        max_pending_events: int = 20_000,
+        max_pending_events: int = 5_000,
         flush_interval: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

@@ -210,3 +210,31 @@ def test_unknown_partition_is_a_clear_error(hub: LocalEventHub) -> None:
         hub.read("9", -1, 1)
     with pytest.raises(ValueError):
         LocalProducerClient(hub).create_batch(partition_id="x")
+
+
+def test_paging_through_many_batches_returns_each_event_once_in_order(hub: LocalEventHub) -> None:
+    client = LocalProducerClient(hub)
+    expected = []
+    for b in range(9):
+        bodies = [f"batch{b}-event{i}".encode() for i in range(b % 4 + 1)]  # batches of 1 to 4
+        send(client, None, bodies, partition_id="3")
+        expected += bodies
+    got, after = [], -1
+    while page := hub.read("3", after, 3):
+        assert len(page) <= 3
+        got += page
+        after = page[-1].sequence_number
+    assert [e.body for e in got] == expected
+    assert [e.sequence_number for e in got] == list(range(len(expected)))
+    assert [int(e.offset) for e in got] == [sum(map(len, expected[:i])) for i in range(len(expected))]
+
+
+def test_properties_stay_with_their_own_event_in_a_mixed_batch(hub: LocalEventHub) -> None:
+    plain, tagged = EventData(b"plain"), EventData(b"tagged")
+    tagged.properties = {"tag": "yes"}
+    LocalProducerClient(hub).send_batch([plain, tagged, EventData(b"plain again")], partition_id="0")
+    assert [(e.body, e.properties) for e in read_all(hub, "0")] == [
+        (b"plain", {}),
+        (b"tagged", {"tag": "yes"}),
+        (b"plain again", {}),
+    ]
