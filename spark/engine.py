@@ -218,7 +218,7 @@ class LocalEngine(DeltaEngine):
         # Read exactly the files of the current version: listing the folder would also read
         # files a MERGE has since removed.
         filters = [(SILVER_PARTITION_COLUMN, "in", [d.isoformat() for d in event_dates])]
-        uris = self._table(self.lake.silver_table).file_uris(partition_filters=filters) if event_dates else []
+        uris = self._table(self.lake.silver_table).file_uris(file_pruning_predicate=filters) if event_dates else []
         file_schema = StructType([f for f in SILVER_SCHEMA.fields if f.name != SILVER_PARTITION_COLUMN])
         if not uris:
             return self.spark.createDataFrame([], SILVER_SCHEMA)
@@ -258,7 +258,7 @@ class LocalEngine(DeltaEngine):
             return WriteResult()
         day_list = ", ".join(f"'{d.isoformat()}'" for d in dates)
         existing = table.file_uris(
-            partition_filters=[(SILVER_PARTITION_COLUMN, "in", [d.isoformat() for d in dates])]
+            file_pruning_predicate=[(SILVER_PARTITION_COLUMN, "in", [d.isoformat() for d in dates])]
         )
         if not existing:
             # No silver yet on these dates, and the batch is deduplicated: a plain append is the

@@ -1,0 +1,254 @@
+"""The streaming job and reprocessing on a temp lake: bronze files -> availableNow -> Delta tables.
+
+Expected gold is computed here in plain Python from the events themselves (the oracle), never by
+the code under test.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from deltalake import DeltaTable
+from pyspark.errors import StreamingQueryException
+
+from spark.engine import LakeConfig, LocalEngine
+from spark.job import JobOptions, run_stream
+from spark.reprocess import reprocess_range
+from spark.testing import envelope, weather_body, write_bronze_file
+
+pytestmark = [pytest.mark.spark, pytest.mark.integration, pytest.mark.slow]
+
+DAY = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+WINDOW = 5
+LOCATIONS = ["Bergen", "Oslo", "Tromsø"]
+WINDS = ["N", "NE", "S", "SW"]
+CONDITIONS = ["Clear", "Cloudy", "Rain"]
+GOLD_VALUES = [
+    "window_end",
+    "event_count",
+    "avg_temperature",
+    "min_temperature",
+    "max_temperature",
+    "avg_humidity",
+    "avg_wind_speed",
+    "max_wind_speed",
+    "total_precipitation",
+    "dominant_wind_direction",
+    "dominant_conditions",
+]
+
+
+def make_lake(root: Path, fmt: str) -> LakeConfig:
+    return LakeConfig(
+        bronze_path=str(root / "bronze" / "weather"),
+        bronze_format=fmt,
+        silver_table=str(root / "silver" / "weather"),
+        quarantine_table=str(root / "silver" / "weather_quarantine"),
+        gold_table=str(root / "gold" / "weather_summary"),
+        checkpoint=str(root / "_checkpoints" / "weather"),
+    )
+
+
+def events(n: int, start: datetime, seed: int, prefix: str) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    return [
+        weather_body(
+            rng.choice(LOCATIONS),
+            start + timedelta(seconds=rng.randrange(0, 1800)),
+            event_id=f"{prefix}-{i}",
+            temperature=round(rng.uniform(-10, 25), 1),
+            humidity=round(rng.uniform(20, 100), 1),
+            wind_speed=round(rng.uniform(0, 30), 2),
+            wind_direction=rng.choice(WINDS),
+            precipitation=round(rng.uniform(0, 3), 1),
+            conditions=rng.choice(CONDITIONS),
+        )
+        for i in range(n)
+    ]
+
+
+def write(lake: LakeConfig, bodies: list[Any], partition: str, first_seq: int, enqueued: datetime) -> int:
+    """Write bodies as one bronze file of one partition; returns the next sequence number."""
+    records = [
+        envelope(body, partition_id=partition, sequence_number=first_seq + i, enqueued_time=enqueued)
+        for i, body in enumerate(bodies)
+    ]
+    write_bronze_file(Path(lake.bronze_path).parent, "weather", records, lake.bronze_format)
+    return first_seq + len(bodies)
+
+
+def stream(spark: Any, lake: LakeConfig, **kwargs: Any) -> dict[str, Any]:
+    return run_stream(spark, JobOptions(lake=lake, window_minutes=WINDOW, engine="local"), **kwargs)
+
+
+def oracle_gold(bodies: list[dict[str, Any]]) -> dict[tuple[str, datetime], dict[str, Any]]:
+    """Gold computed directly from the distinct events."""
+    unique = {b["eventId"]: b for b in bodies}.values()
+    groups: dict[tuple[str, datetime], list[dict[str, Any]]] = defaultdict(list)
+    for body in unique:
+        at = datetime.fromisoformat(body["eventTime"].replace("Z", "+00:00"))
+        start = at.replace(minute=at.minute - at.minute % WINDOW, second=0, microsecond=0)
+        groups[(body["location"], start)].append(body)
+
+    def dominant(values: list[str]) -> str:
+        counts = Counter(values)
+        return min(counts, key=lambda v: (-counts[v], v))
+
+    out = {}
+    for (location, start), rows in groups.items():
+        n = len(rows)
+        out[(location, start)] = {
+            "window_end": start + timedelta(minutes=WINDOW),
+            "event_count": n,
+            "avg_temperature": pytest.approx(sum(r["temperature"] for r in rows) / n),
+            "min_temperature": min(r["temperature"] for r in rows),
+            "max_temperature": max(r["temperature"] for r in rows),
+            "avg_humidity": pytest.approx(sum(r["humidity"] for r in rows) / n),
+            "avg_wind_speed": pytest.approx(sum(r["windSpeed"] for r in rows) / n),
+            "max_wind_speed": max(r["windSpeed"] for r in rows),
+            "total_precipitation": pytest.approx(sum(r["precipitation"] for r in rows)),
+            "dominant_wind_direction": dominant([r["windDirection"] for r in rows]),
+            "dominant_conditions": dominant([r["conditions"] for r in rows]),
+        }
+    return out
+
+
+def gold(lake: LakeConfig, with_updated_at: bool = False) -> dict[tuple[str, datetime], dict[str, Any]]:
+    rows = DeltaTable(lake.gold_table).to_pyarrow_table().to_pylist()
+    keep = GOLD_VALUES + (["updated_at"] if with_updated_at else [])
+    return {(r["location"], r["window_start"]): {k: r[k] for k in keep} for r in rows}
+
+
+def silver_ids(lake: LakeConfig) -> list[str]:
+    return sorted(DeltaTable(lake.silver_table).to_pyarrow_table(columns=["event_id"]).column(0).to_pylist())
+
+
+def versions(lake: LakeConfig) -> tuple[int, int, int]:
+    return tuple(DeltaTable(t).version() for t in (lake.silver_table, lake.quarantine_table, lake.gold_table))  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "avro"])
+def test_bronze_files_reach_delta_once_and_later_files_are_picked_up_incrementally(
+    spark: Any, tmp_path: Path, fmt: str
+) -> None:
+    lake = make_lake(tmp_path, fmt)
+    first = events(60, DAY, seed=1, prefix="a")
+    seq = write(
+        lake, [*first[:30], b'{"eventId": "bad", "location": ""}'], "0", 0, DAY + timedelta(minutes=31)
+    )
+    write(lake, first[30:], "1", 0, DAY + timedelta(minutes=31))
+
+    totals = stream(spark, lake)
+
+    assert silver_ids(lake) == sorted(b["eventId"] for b in first)
+    assert gold(lake) == oracle_gold(first)
+    quarantine = DeltaTable(lake.quarantine_table).to_pyarrow_table().to_pylist()
+    assert [(q["event_id"], q["reasons"][:2]) for q in quarantine] == [
+        ("bad", ["missing:deviceId", "length:location"])
+    ]
+    assert totals["bronze_rows"] == 61
+
+    before = versions(lake)
+    again = stream(spark, lake)
+    assert again["batches"] == 0
+    assert versions(lake) == before
+
+    later = events(40, DAY + timedelta(minutes=20), seed=2, prefix="b")
+    write(lake, later, "0", seq, DAY + timedelta(minutes=51))
+    third = stream(spark, lake)
+
+    assert third["bronze_rows"] == 40
+    assert silver_ids(lake) == sorted(b["eventId"] for b in first + later)
+    assert gold(lake) == oracle_gold(first + later)
+
+
+def test_a_late_event_and_a_late_duplicate_in_a_later_batch_give_the_gold_of_one_batch_over_all_events(
+    spark: Any, tmp_path: Path
+) -> None:
+    batch_one = events(50, DAY, seed=3, prefix="c")
+    two_hours_late = weather_body("Oslo", DAY - timedelta(hours=2), event_id="late", temperature=-40.0)
+    duplicate = batch_one[7]
+    batch_two = [two_hours_late, duplicate, *events(10, DAY + timedelta(minutes=30), seed=4, prefix="d")]
+
+    incremental = make_lake(tmp_path / "incremental", "jsonl.gz")
+    write(incremental, batch_one, "0", 0, DAY + timedelta(minutes=31))
+    stream(spark, incremental)
+    write(incremental, batch_two, "2", 0, DAY + timedelta(hours=1, minutes=31))
+    stream(spark, incremental)
+
+    single = make_lake(tmp_path / "single", "jsonl.gz")
+    write(single, batch_one, "0", 0, DAY + timedelta(minutes=31))
+    write(single, batch_two, "2", 0, DAY + timedelta(hours=1, minutes=31))
+    stream(spark, single)
+
+    expected = oracle_gold(batch_one + batch_two)
+    assert gold(incremental) == expected
+    assert gold(single) == expected
+    assert expected[("Oslo", DAY - timedelta(hours=2))]["event_count"] == 1
+    assert (
+        silver_ids(incremental) == silver_ids(single) == sorted({b["eventId"] for b in batch_one + batch_two})
+    )
+
+
+def test_a_crash_after_the_silver_write_before_the_checkpoint_commit_leaves_no_duplicate_after_restart(
+    spark: Any, tmp_path: Path
+) -> None:
+    lake = make_lake(tmp_path, "jsonl")
+    bodies = events(40, DAY, seed=5, prefix="e")
+    write(lake, [*bodies, b"not json"], "0", 0, DAY + timedelta(minutes=31))
+
+    def crash_after_silver(stage: str, batch_id: int) -> None:
+        if stage == "silver":
+            raise RuntimeError("simulated crash before the checkpoint commit")
+
+    with pytest.raises(StreamingQueryException):
+        stream(spark, lake, hook=crash_after_silver)
+    assert silver_ids(lake) == sorted(b["eventId"] for b in bodies)  # the write happened
+    assert not (Path(lake.checkpoint) / "commits" / "0").exists()  # the batch was not committed
+
+    replay = stream(spark, lake)
+
+    assert replay["batches"] == 1 and replay["replayed_writes_skipped"] == 1
+    assert silver_ids(lake) == sorted(b["eventId"] for b in bodies)
+    assert DeltaTable(lake.quarantine_table).to_pyarrow_table().num_rows == 1
+    assert gold(lake) == oracle_gold(bodies)
+
+
+def test_reprocessing_equals_streaming_and_a_rerun_changes_nothing(spark: Any, tmp_path: Path) -> None:
+    day_one = events(40, DAY, seed=6, prefix="f")
+    day_two = events(30, DAY + timedelta(days=1), seed=7, prefix="g")
+    late = weather_body("Bergen", DAY - timedelta(hours=3), event_id="late")
+    streamed = make_lake(tmp_path / "streamed", "jsonl")
+    seq = write(streamed, day_one, "0", 0, DAY + timedelta(minutes=31))
+    stream(spark, streamed)
+    write(streamed, [*day_two, late, day_one[0]], "0", seq, DAY + timedelta(days=1, minutes=31))
+    stream(spark, streamed)
+    streamed_gold = gold(streamed, with_updated_at=True)
+    streamed_silver = DeltaTable(streamed.silver_table).to_pyarrow_table().sort_by("event_id")
+
+    counts = reprocess_range(
+        LocalEngine(spark, streamed), date(2026, 11, 20), date(2026, 11, 21), window_minutes=WINDOW
+    )
+
+    assert counts["silver_rows"] == 71
+    assert (counts["silver_inserted"], counts["silver_updated"], counts["silver_deleted"]) == (0, 0, 0)
+    assert (counts["gold_inserted"], counts["gold_updated"], counts["gold_deleted"]) == (0, 0, 0)
+    assert gold(streamed, with_updated_at=True) == streamed_gold
+    assert DeltaTable(streamed.silver_table).to_pyarrow_table().sort_by("event_id") == streamed_silver
+
+    rebuilt = make_lake(tmp_path / "rebuilt", "jsonl")
+    for path in Path(streamed.bronze_path).rglob("*.jsonl"):
+        target = Path(rebuilt.bronze_path) / path.relative_to(streamed.bronze_path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.read_bytes())
+    reprocess_range(
+        LocalEngine(spark, rebuilt), date(2026, 11, 20), date(2026, 11, 21), window_minutes=WINDOW
+    )
+
+    assert gold(rebuilt) == gold(streamed) == oracle_gold([*day_one, *day_two, late])
+    assert silver_ids(rebuilt) == silver_ids(streamed)

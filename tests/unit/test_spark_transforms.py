@@ -1,0 +1,383 @@
+"""Pure transforms on small frames, compared whole with pyspark.testing.assertDataFrameEqual."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import chispa
+import pytest
+from pyspark.sql import Row
+from pyspark.sql import types as T
+
+from contract import validate_event
+from spark.schemas import BRONZE_AVRO_SCHEMA, BRONZE_JSON_SCHEMA, GOLD_SCHEMA, SILVER_SCHEMA
+from spark.testing import envelope, weather_body
+from spark.transforms import bronze_to_silver, dedupe_events, silver_to_gold
+
+pytestmark = pytest.mark.spark
+
+PROCESSED = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+T0 = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
+BRONZE_WITH_FILE = T.StructType([*BRONZE_JSON_SCHEMA.fields, T.StructField("source_file", T.StringType())])
+
+
+def assertDataFrameEqual(actual: Any, expected: Any) -> None:
+    """Whole-frame comparison, any row order, doubles to 1e-9.
+
+    ``pyspark.testing.assertDataFrameEqual`` imports pyspark.pandas, which pandas 3 breaks; chispa
+    compares the same way without it.
+    """
+    if isinstance(expected, list):
+        expected = actual.sparkSession.createDataFrame(expected, actual.schema)
+    chispa.assert_approx_df_equality(
+        actual, expected, precision=1e-9, ignore_nullable=True, ignore_row_order=True
+    )
+
+
+def bronze_rows(spark: Any, records: list[dict[str, Any]], corrupt: list[str] = ()) -> Any:  # type: ignore[assignment]
+    rows = [
+        (
+            r["SequenceNumber"],
+            r["Offset"],
+            r["EnqueuedTimeUtc"],
+            r["SystemProperties"],
+            r["Properties"],
+            r["Body"].decode("utf-8", "replace"),
+            r["PartitionId"],
+            r["PartitionKey"],
+            r["EventId"],
+            r["IngestedTimeUtc"],
+            None,
+            "file:/lake/bronze/f.jsonl",
+        )
+        for r in records
+    ]
+    rows += [(None,) * 10 + (line, "file:/lake/bronze/f.jsonl") for line in corrupt]
+    return spark.createDataFrame(rows, BRONZE_WITH_FILE)
+
+
+def record(
+    body: dict[str, Any] | bytes, seq: int = 0, enqueued: datetime = T0, partition: str = "0"
+) -> dict[str, Any]:
+    return envelope(body, partition_id=partition, sequence_number=seq, enqueued_time=enqueued)
+
+
+def silver_event(spark: Any, events: list[tuple[str, datetime, float, str, str]]) -> Any:
+    """Silver rows for gold tests: (location, event_time, temperature, wind_direction, conditions)."""
+    rows = []
+    for i, (location, at, temp, wind, cond) in enumerate(events):
+        rows.append(
+            (
+                f"e{i}",
+                "d",
+                location,
+                at,
+                temp,
+                50.0 + i,
+                2.0 * i,
+                wind,
+                0.5,
+                cond,
+                i,
+                1,
+                None,
+                "0",
+                i,
+                at,
+                at,
+                "f",
+                PROCESSED,
+                at.date(),
+            )
+        )
+    return spark.createDataFrame(rows, SILVER_SCHEMA)
+
+
+def test_silver_schema_types_every_contract_field_in_snake_case() -> None:
+    expected = [
+        ("event_id", T.StringType()),
+        ("device_id", T.StringType()),
+        ("location", T.StringType()),
+        ("event_time", T.TimestampType()),
+        ("temperature", T.DoubleType()),
+        ("humidity", T.DoubleType()),
+        ("wind_speed", T.DoubleType()),
+        ("wind_direction", T.StringType()),
+        ("precipitation", T.DoubleType()),
+        ("conditions", T.StringType()),
+        ("device_seq", T.LongType()),
+        ("schema_version", T.IntegerType()),
+        ("_rescued_data", T.StringType()),
+        ("partition_id", T.StringType()),
+        ("sequence_number", T.LongType()),
+        ("enqueued_time", T.TimestampType()),
+        ("ingested_at", T.TimestampType()),
+        ("source_file", T.StringType()),
+        ("processed_at", T.TimestampType()),
+        ("event_date", T.DateType()),
+    ]
+    assert [(f.name, f.dataType) for f in SILVER_SCHEMA.fields] == expected
+
+
+def test_valid_body_becomes_one_typed_silver_row_with_its_metadata(spark: Any) -> None:
+    body = weather_body(
+        "Oslo",
+        datetime(2026, 11, 22, 6, 59, 30, 250000, tzinfo=UTC),
+        event_id="e-1",
+        temperature=-3.5,
+        humidity=81.0,
+        wind_speed=7.25,
+        wind_direction="SW",
+        precipitation=1.5,
+        conditions="Snow",
+        device_seq=42,
+    )
+    valid, rejected = bronze_to_silver(bronze_rows(spark, [record(body, seq=7)]), PROCESSED)
+    expected = spark.createDataFrame(
+        [
+            (
+                "e-1",
+                "dev-oslo",
+                "Oslo",
+                datetime(2026, 11, 22, 6, 59, 30, 250000, tzinfo=UTC),
+                -3.5,
+                81.0,
+                7.25,
+                "SW",
+                1.5,
+                "Snow",
+                42,
+                1,
+                None,
+                "0",
+                7,
+                T0,
+                T0 + timedelta(seconds=1),
+                "file:/lake/bronze/f.jsonl",
+                PROCESSED,
+                date(2026, 11, 22),
+            )
+        ],
+        SILVER_SCHEMA,
+    )
+    assertDataFrameEqual(valid, expected)
+    assert rejected.count() == 0
+
+
+def test_unknown_body_fields_are_kept_in_rescued_data_as_json(spark: Any) -> None:
+    body = weather_body("Oslo", T0, event_id="e-1", firmware="2.1", sensor={"kind": "bme280", "ids": [1, 2]})
+    valid, _ = bronze_to_silver(bronze_rows(spark, [record(body)]), PROCESSED)
+    rescued = valid.select("_rescued_data").first()[0]
+    assert json.loads(rescued) == {"firmware": "2.1", "sensor": {"kind": "bme280", "ids": [1, 2]}}
+
+
+def test_missing_optional_schema_version_takes_the_contract_default(spark: Any) -> None:
+    body = weather_body("Oslo", T0, event_id="e-1")
+    del body["schemaVersion"], body["deviceSeq"]
+    valid, _ = bronze_to_silver(bronze_rows(spark, [record(body)]), PROCESSED)
+    assertDataFrameEqual(
+        valid.select("event_id", "schema_version", "device_seq"),
+        [Row(event_id="e-1", schema_version=1, device_seq=None)],
+    )
+
+
+BAD_BODIES: list[bytes] = [
+    b'{"eventId": "only-id"}',
+    json.dumps({**weather_body("Oslo", T0), "temperature": "warm"}).encode(),
+    json.dumps({**weather_body("Oslo", T0), "location": 12}).encode(),
+    json.dumps({**weather_body("Oslo", T0), "humidity": 140, "windSpeed": -1}).encode(),
+    json.dumps({**weather_body("Oslo", T0), "windDirection": "UP"}).encode(),
+    json.dumps({**weather_body("Oslo", T0), "location": "   "}).encode(),
+    json.dumps({**weather_body("Oslo", T0), "conditions": ""}).encode(),
+    json.dumps({**weather_body("Oslo", T0), "eventTime": "22/11/2026 07:00"}).encode(),
+    json.dumps({**weather_body("Oslo", T0), "eventTime": "2026-11-22T07:30:00Z"}).encode(),
+    json.dumps({**weather_body("Oslo", T0), "deviceSeq": 1.5, "precipitation": None}).encode(),
+    json.dumps({**weather_body("Oslo", T0), "temperature": True}).encode(),
+    b'{"eventId": "x", "temperature": 1',
+    b"[1, 2, 3]",
+]
+
+
+def test_bodies_that_fail_the_contract_are_rejected_with_the_contracts_own_reasons(spark: Any) -> None:
+    records = [record(body, seq=i) for i, body in enumerate(BAD_BODIES)]
+    valid, rejected = bronze_to_silver(bronze_rows(spark, records), PROCESSED)
+    expected = [
+        Row(sequence_number=i, reasons=list(validate_event(body, T0).reasons))
+        for i, body in enumerate(BAD_BODIES)
+    ]
+    assert all(row.reasons for row in expected)  # every case really is invalid per the contract
+    assert valid.count() == 0
+    assertDataFrameEqual(rejected.select("sequence_number", "reasons"), expected)
+
+
+def test_malformed_bronze_lines_are_kept_in_quarantine_not_dropped(spark: Any) -> None:
+    good = record(weather_body("Oslo", T0, event_id="ok"), seq=1)
+    frame = bronze_rows(spark, [good], corrupt=['{"SequenceNumber": 3, "Body": '])
+    # An envelope that parsed but has no Body (a writer bug) is malformed too.
+    no_body = [
+        (
+            2,
+            "2",
+            "2026-11-22T07:00:00.000Z",
+            {},
+            {},
+            None,
+            "0",
+            None,
+            "",
+            "2026-11-22T07:00:01.000Z",
+            None,
+            "f",
+        )
+    ]
+    fixed = frame.unionByName(spark.createDataFrame(no_body, BRONZE_WITH_FILE))
+    valid, rejected = bronze_to_silver(fixed, PROCESSED)
+    assertDataFrameEqual(valid.select("event_id"), [Row(event_id="ok")])
+    assertDataFrameEqual(
+        rejected.select("sequence_number", "reasons", "body"),
+        [
+            Row(sequence_number=2, reasons=["bronze_malformed"], body=None),
+            Row(sequence_number=None, reasons=["bronze_malformed"], body=None),
+        ],
+    )
+
+
+def test_avro_bodies_as_bytes_parse_the_same_as_json_lines_and_bad_utf8_is_rejected(spark: Any) -> None:
+    body = json.dumps(weather_body("Oslo", T0, event_id="e-1")).encode()
+    rows = [
+        (0, "0", "2026-11-22T07:00:00.000Z", {}, {}, body, "0", None, "e-1", "2026-11-22T07:00:01.000Z", "f"),
+        (
+            1,
+            "0",
+            "2026-11-22T07:00:00.000Z",
+            {},
+            {},
+            b"\xff\xfe{}",
+            "0",
+            None,
+            "",
+            "2026-11-22T07:00:01.000Z",
+            "f",
+        ),
+    ]
+    valid, rejected = bronze_to_silver(spark.createDataFrame(rows, BRONZE_AVRO_SCHEMA), PROCESSED)
+    assertDataFrameEqual(valid.select("event_id", "location"), [Row(event_id="e-1", location="Oslo")])
+    assertDataFrameEqual(
+        rejected.select("sequence_number", "reasons"), [Row(sequence_number=1, reasons=["utf8"])]
+    )
+
+
+def test_duplicates_in_a_batch_keep_the_first_enqueued_copy(spark: Any) -> None:
+    body = weather_body("Oslo", T0, event_id="dup")
+    records = [
+        record(body, seq=5, enqueued=T0 + timedelta(minutes=3), partition="1"),
+        record(body, seq=9, enqueued=T0 + timedelta(minutes=1), partition="2"),
+        record(weather_body("Oslo", T0, event_id="other"), seq=1),
+    ]
+    valid, _ = bronze_to_silver(bronze_rows(spark, records), PROCESSED)
+    assertDataFrameEqual(
+        dedupe_events(valid).select("event_id", "partition_id", "sequence_number"),
+        [
+            Row(event_id="dup", partition_id="2", sequence_number=9),
+            Row(event_id="other", partition_id="0", sequence_number=1),
+        ],
+    )
+
+
+def gold_row(
+    location: str,
+    start: datetime,
+    minutes: int,
+    temps: list[float],
+    winds: list[str],
+    conds: list[str],
+    humidity: list[float],
+    speeds: list[float],
+) -> tuple[Any, ...]:
+    def dominant(values: list[str]) -> str:
+        return sorted(set(values), key=lambda v: (-values.count(v), v))[0]
+
+    n = len(temps)
+    return (
+        location,
+        start,
+        start + timedelta(minutes=minutes),
+        n,
+        sum(temps) / n,
+        min(temps),
+        max(temps),
+        sum(humidity) / n,
+        sum(speeds) / n,
+        max(speeds),
+        0.5 * n,
+        dominant(winds),
+        dominant(conds),
+        PROCESSED,
+    )
+
+
+def test_tumbling_windows_close_at_their_end_and_open_at_their_start(spark: Any) -> None:
+    at = [
+        T0 + timedelta(minutes=4, seconds=59, microseconds=999999),  # last instant of 07:00-07:05
+        T0 + timedelta(minutes=5),  # first instant of 07:05-07:10
+        T0 + timedelta(minutes=9, seconds=59),
+        T0 + timedelta(minutes=10),
+        T0,
+    ]
+    events = [("Oslo", t, float(i), "N", "Clear") for i, t in enumerate(at)]
+    gold = silver_to_gold(silver_event(spark, events), 5, PROCESSED)
+    w = T0
+    expected = [
+        gold_row("Oslo", w, 5, [0.0, 4.0], ["N"] * 2, ["Clear"] * 2, [50.0, 54.0], [0.0, 8.0]),
+        gold_row(
+            "Oslo",
+            w + timedelta(minutes=5),
+            5,
+            [1.0, 2.0],
+            ["N"] * 2,
+            ["Clear"] * 2,
+            [51.0, 52.0],
+            [2.0, 4.0],
+        ),
+        gold_row("Oslo", w + timedelta(minutes=10), 5, [3.0], ["N"], ["Clear"], [53.0], [6.0]),
+    ]
+    assertDataFrameEqual(gold, spark.createDataFrame(expected, GOLD_SCHEMA))
+
+
+def test_window_size_is_configurable(spark: Any) -> None:
+    events = [("Oslo", T0 + timedelta(minutes=m), 1.0, "N", "Clear") for m in (0, 14, 15, 59)]
+    gold = silver_to_gold(silver_event(spark, events), 15, PROCESSED)
+    assertDataFrameEqual(
+        gold.select("window_start", "window_end", "event_count"),
+        [
+            Row(window_start=T0, window_end=T0 + timedelta(minutes=15), event_count=2),
+            Row(
+                window_start=T0 + timedelta(minutes=15), window_end=T0 + timedelta(minutes=30), event_count=1
+            ),
+            Row(
+                window_start=T0 + timedelta(minutes=45), window_end=T0 + timedelta(minutes=60), event_count=1
+            ),
+        ],
+    )
+
+
+def test_dominant_values_are_the_most_frequent_and_ties_go_to_the_alphabetically_first(spark: Any) -> None:
+    events = [
+        ("Oslo", T0, 1.0, "S", "Rain"),
+        ("Oslo", T0, 1.0, "N", "Clear"),
+        ("Oslo", T0, 1.0, "S", "Clear"),
+        ("Oslo", T0, 1.0, "N", "Rain"),
+        ("Bergen", T0, 1.0, "W", "Fog"),
+        ("Bergen", T0, 1.0, "E", "Fog"),
+        ("Bergen", T0, 1.0, "E", "Drizzle"),
+    ]
+    gold = silver_to_gold(silver_event(spark, events), 5, PROCESSED)
+    assertDataFrameEqual(
+        gold.select("location", "dominant_wind_direction", "dominant_conditions"),
+        [
+            Row(location="Oslo", dominant_wind_direction="N", dominant_conditions="Clear"),
+            Row(location="Bergen", dominant_wind_direction="E", dominant_conditions="Fog"),
+        ],
+    )
