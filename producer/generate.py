@@ -34,7 +34,9 @@ _ENUMS = tuple(f for f in FIELDS if f.enum)
 _LENGTHS = tuple(f for f in FIELDS if f.max_length is not None and not f.format)
 _BLANKABLE = tuple(f for f in FIELDS if f.pattern and not f.format and f.type == "string")
 _TIME = FIELDS_BY_NAME[contract.EVENT_TIME_FIELD]
-# Version 4 and RFC 4122 variant bits of a UUID.
+# "SS.mmmZ" for every millisecond of a minute: a list lookup beats formatting each time.
+_SECONDS_SUFFIX = [f"{ms // 1000:02d}.{ms % 1000:03d}Z" for ms in range(60_000)]
+# Version-4 and RFC 4122 variant bits of a UUID.
 _UUID_MASK = ~(0xF000 << 64) & ~(0xC000 << 48)
 _UUID_V4 = (0x4000 << 64) | (0x8000 << 48)
 _RADIANS_PER_HOUR = 2 * math.pi / 24.0
@@ -56,15 +58,17 @@ _W_MIN, _W_MAX = _bounds("windSpeed")
 _P_MIN, _P_MAX = _bounds("precipitation")
 
 
-@dataclass
+@dataclass(slots=True)
 class Device:
     """One weather station: where it is, its climate, and the state it carries between readings."""
 
     device_id: str
     location: str
     longitude: float
+    hour_shift: float  # hours from UTC to local solar time, minus 15 (the warmest hour)
     mean_temperature: float  # °C, the day's mean at this place and season
     daily_amplitude: float  # °C, half the day's swing
+    humidity_swing: float  # % of humidity lost per unit of the diurnal curve
     mean_humidity: float
     mean_wind: float
     direction_index: int
@@ -118,13 +122,16 @@ def make_devices(rng: random.Random, devices: int, cities: int, start: datetime)
         # A crude climate: warmer near the equator, seasons opposite in the two hemispheres.
         season = math.cos(2 * math.pi * (day_of_year - 196) / 365.25) * (1 if lat >= 0 else -1)
         mean = 27.0 - 0.45 * abs(lat) + season * min(abs(lat), 60) * 0.25 + rng.uniform(-2, 2)
+        amplitude = rng.uniform(3.0, 7.0)
         result.append(
             Device(
                 device_id=f"{fake.lexify('????').lower()}-{index:04d}",
                 location=name,
                 longitude=lon,
+                hour_shift=lon / 15.0 - 15.0,
                 mean_temperature=mean,
-                daily_amplitude=rng.uniform(3.0, 7.0),
+                daily_amplitude=amplitude,
+                humidity_swing=2.5 * amplitude,
                 mean_humidity=rng.uniform(45, 80),
                 mean_wind=rng.uniform(1.5, 8.0),
                 direction_index=rng.randrange(len(_COMPASS)),
@@ -148,6 +155,7 @@ class EventGenerator:
         self._recent_at = 0
         self._bad_kinds = list(BAD_KINDS)
         self._time_cache: tuple[int, str] = (-1, "")
+        self._chaos = bool(plan.bad_rate or plan.duplicate_rate or plan.late_rate)
 
     # --- one valid reading ------------------------------------------------------------------
     def _event_time(self) -> float:
@@ -156,29 +164,24 @@ class EventGenerator:
         return self._start + self._n * self._step
 
     def _format(self, timestamp: float) -> str:
-        """RFC 3339 UTC, milliseconds, uppercase ``Z``; the minute's prefix is cached (strftime is slow)."""
-        ms = int(timestamp * 1000)
-        minute, rest = divmod(ms, 60_000)
+        """RFC 3339 UTC, milliseconds, uppercase ``Z``; strftime only once a minute (it is slow)."""
+        minute, rest = divmod(int(timestamp * 1000), 60_000)
         if self._time_cache[0] != minute:
             prefix = datetime.fromtimestamp(minute * 60, tz=UTC).strftime("%Y-%m-%dT%H:%M:")
             self._time_cache = (minute, prefix)
-        return f"{self._time_cache[1]}{rest // 1000:02d}.{rest % 1000:03d}Z"
+        return self._time_cache[1] + _SECONDS_SUFFIX[rest]
 
     def _event_id(self) -> str:
-        # A version-4 UUID from the seeded generator: unique, yet reproducible.
-        bits = (
-            (self.rng.getrandbits(128) & ~(0xF000 << 64) & ~(0xC000 << 48)) | (0x4000 << 64) | (0x8000 << 48)
-        )
-        h = f"{bits:032x}"
+        """A version-4 UUID from the seeded generator: unique, yet reproducible."""
+        h = f"{(self.rng.getrandbits(128) & _UUID_MASK) | _UUID_V4:032x}"
         return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
     def reading(self, device: Device, timestamp: float) -> dict[str, Any]:
         """One plausible reading of ``device`` at ``timestamp`` (advances its deviceSeq)."""
         rng = self.rng
         noise = rng.random  # (U1 - U2) * k: a cheap bell-shaped noise, sd = 0.408 * k
-        solar_hour = (timestamp / 3600.0 + device.longitude / 15.0) % 24.0
-        # Warmest mid-afternoon, coolest before dawn.
-        diurnal = math.cos(_RADIANS_PER_HOUR * (solar_hour - 15.0))
+        # Warmest mid-afternoon (15:00 local solar time), coolest before dawn.
+        diurnal = math.cos(_RADIANS_PER_HOUR * (timestamp / 3600.0 + device.hour_shift))
         temperature = device.mean_temperature + device.daily_amplitude * diurnal + (noise() - noise()) * 1.5
         if device.rain_left > 0:
             device.rain_left -= 1
@@ -186,7 +189,7 @@ class EventGenerator:
             device.rain_left = rng.randint(5, 60)
         raining = device.rain_left > 0
         # Humidity falls as the air warms and rises in rain.
-        humidity = device.mean_humidity - 2.5 * device.daily_amplitude * diurnal + (noise() - noise()) * 7.0
+        humidity = device.mean_humidity - device.humidity_swing * diurnal + (noise() - noise()) * 7.0
         if raining:
             humidity += 20
         humidity = min(max(humidity, _H_MIN), _H_MAX)
@@ -227,9 +230,12 @@ class EventGenerator:
 
     def __next__(self) -> Generated:
         plan, rng = self.plan, self.rng
-        roll = rng.random()
         timestamp = self._event_time()
         self._n += 1
+        if not self._chaos:  # the common case, kept short
+            device = self.devices[int(rng.random() * len(self.devices))]
+            return Generated(orjson.dumps(self.reading(device, timestamp)), device.device_id, VALID)
+        roll = rng.random()
         if roll < plan.bad_rate:
             device = self.devices[rng.randrange(len(self.devices))]
             kind = self._bad_kinds[rng.randrange(len(self._bad_kinds))]
@@ -246,7 +252,8 @@ class EventGenerator:
             kind = LATE
         device = self.devices[int(rng.random() * len(self.devices))]
         body = orjson.dumps(self.reading(device, timestamp))
-        self._remember(body, device.device_id)
+        if plan.duplicate_rate:
+            self._remember(body, device.device_id)
         return Generated(body, device.device_id, kind)
 
     def _remember(self, body: bytes, key: str) -> None:
