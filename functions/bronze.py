@@ -24,9 +24,11 @@ QUARANTINE_FORMAT = "jsonl"
 SCHEMA_FILE = Path(__file__).with_name("schemas") / "bronze.avsc"
 AVRO_SCHEMA = fastavro.parse_schema(json.loads(SCHEMA_FILE.read_text(encoding="utf-8")))
 # gzip's header carries a time stamp; a fixed one keeps a batch's file bytes a function of its
-# records. Level 6 is gzip's default trade-off.
+# records. Level 6 is gzip's default trade-off. Avro blocks use deflate (as Event Hubs Capture
+# does) at level 1: a few percent larger than the default level, noticeably faster.
 _GZIP_LEVEL = 6
 _AVRO_CODEC = "deflate"
+_AVRO_LEVEL = 1
 
 
 def _bytes_as_text(value: Any) -> str:
@@ -65,7 +67,14 @@ def encode_bronze(records: Sequence[BronzeRecord], fmt: str, file_stem: str = ""
     if fmt == "avro":
         buffer = io.BytesIO()
         marker = hashlib.md5(file_stem.encode(), usedforsecurity=False).digest()
-        fastavro.writer(buffer, AVRO_SCHEMA, records, codec=_AVRO_CODEC, sync_marker=marker)
+        fastavro.writer(
+            buffer,
+            AVRO_SCHEMA,
+            records,
+            codec=_AVRO_CODEC,
+            codec_compression_level=_AVRO_LEVEL,
+            sync_marker=marker,
+        )
         return buffer.getvalue()
     raise ValueError(f"unknown bronze format {fmt!r}; expected one of {', '.join(FORMATS)}")
 

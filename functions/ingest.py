@@ -33,8 +33,20 @@ from settings import Settings, load_settings
 
 logger = logging.getLogger("functions.ingest")
 
-# The system properties promoted to envelope fields; the rest are kept in SystemProperties.
-_PROMOTED = frozenset({"SequenceNumber", "Offset", "EnqueuedTimeUtc", "PartitionKey"})
+# The system properties promoted to envelope fields (under the host's names and the AMQP
+# annotations they come from); the rest are kept in SystemProperties.
+_PROMOTED = frozenset(
+    {
+        "SequenceNumber",
+        "Offset",
+        "EnqueuedTimeUtc",
+        "PartitionKey",
+        "x-opt-sequence-number",
+        "x-opt-offset",
+        "x-opt-enqueued-time",
+        "x-opt-partition-key",
+    }
+)
 
 bp = func.Blueprint()
 
@@ -198,12 +210,13 @@ def hub_events_from_trigger(events: Sequence[func.EventHubEvent]) -> tuple[str |
         partition_key = event.partition_key
         if partition_key is None and system.get("PartitionKey") is not None:
             partition_key = str(system["PartitionKey"])
-        others = (
-            {k: v for k, v in system.items() if k not in _PROMOTED} if system.keys() - _PROMOTED else None
-        )
+        others = None
+        if not system.keys() <= _PROMOTED:
+            others = {k: v for k, v in system.items() if k not in _PROMOTED}
+        body = event.get_body()
         converted.append(
             HubEvent(
-                bytes(event.get_body() or b""),
+                body if type(body) is bytes else bytes(body or b""),
                 int(sequence_number),
                 "" if offset is None else str(offset),
                 enqueued or datetime.now(UTC),

@@ -69,9 +69,13 @@ class LocalLake(LakeStorage):
     Atomic create-only: the bytes go to a temp file whose name starts with ``_`` (Spark and the
     listing skip such files), then a hard link gives it its final name; ``link`` fails when the
     name exists, so a second writer never replaces a first.
+
+    Durability: a written file survives a crash of the process (the page cache keeps it); with
+    ``fsync=False`` (the default) not a power loss, which is the embedded hub's guarantee too
+    (SQLite WAL with synchronous=NORMAL). ``fsync=True`` costs a few milliseconds per file.
     """
 
-    def __init__(self, root: Path, *, fsync: bool = True) -> None:
+    def __init__(self, root: Path, *, fsync: bool = False) -> None:
         self.root = Path(root)
         self.fsync = fsync
         self._known_dirs: set[Path] = set()

@@ -51,6 +51,7 @@ def worker_batch(
     system = [
         {
             "x-opt-sequence-number": first_seq + i,
+            "iothub-connection-device-id": f"device-{i}",
             "SequenceNumber": first_seq + i,
             "Offset": (first_seq + i) * 512,
             "EnqueuedTimeUtc": (ENQUEUED + timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
@@ -138,7 +139,8 @@ def test_function_writes_valid_events_to_bronze_and_bad_ones_to_quarantine(
     assert bronze[0]["Offset"] == "5120"
     assert bronze[0]["PartitionId"] == "3"
     assert bronze[0]["EnqueuedTimeUtc"] == "2026-11-22T07:43:20.500Z"
-    assert bronze[0]["SystemProperties"] == {"x-opt-sequence-number": "10"}
+    # Promoted ones (and their x-opt- annotations) are not repeated in SystemProperties.
+    assert bronze[0]["SystemProperties"] == {"iothub-connection-device-id": "device-0"}
     quarantine = decode_jsonl((lake_env / "quarantine" / folder / name).read_bytes())
     assert [(r["SequenceNumber"], r["Reasons"], r["BodyEncoding"]) for r in quarantine] == [
         (11, ["utf8"], "base64"),
