@@ -24,7 +24,6 @@ from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import StructType
 
-from spark import avro_source
 from spark.schemas import (
     BRONZE_AVRO_SCHEMA,
     BRONZE_JSON_SCHEMA,
@@ -40,6 +39,7 @@ from spark.schemas import (
 )
 
 BRONZE_FORMATS = ("jsonl", "jsonl.gz", "avro")
+_AVRO_SOURCE = "weather_bronze_avro"  # spark.avro_source.FORMAT_NAME, registered in prepare()
 _QUARANTINE_KEY = [SOURCE_FILE_COLUMN, "partition_id", "sequence_number"]
 
 
@@ -161,6 +161,8 @@ class LocalEngine(DeltaEngine):
                 configuration=configuration,
             )
         if self.lake.bronze_format == "avro":
+            from spark import avro_source  # fastavro is a local-only dependency
+
             avro_source.register(self.spark)
 
     def _glob(self) -> str:
@@ -170,7 +172,7 @@ class LocalEngine(DeltaEngine):
         if self.lake.bronze_format == "avro":
             manifest = str(Path(self.lake.checkpoint) / "avro_source_manifest.jsonl")
             return (
-                self.spark.readStream.format(avro_source.FORMAT_NAME)
+                self.spark.readStream.format(_AVRO_SOURCE)
                 .option("path", self.lake.bronze_path)
                 .option("manifest", manifest)
                 .load()
@@ -187,7 +189,7 @@ class LocalEngine(DeltaEngine):
     def read_bronze_batch(self, min_ingest_date: date) -> DataFrame:
         if self.lake.bronze_format == "avro":
             return (
-                self.spark.read.format(avro_source.FORMAT_NAME)
+                self.spark.read.format(_AVRO_SOURCE)
                 .option("path", self.lake.bronze_path)
                 .option("minIngestDate", min_ingest_date.isoformat())
                 .load()
@@ -218,7 +220,8 @@ class LocalEngine(DeltaEngine):
         # Read exactly the files of the current version: listing the folder would also read
         # files a MERGE has since removed.
         filters = [(SILVER_PARTITION_COLUMN, "in", [d.isoformat() for d in event_dates])]
-        uris = self._table(self.lake.silver_table).file_uris(file_pruning_predicate=filters) if event_dates else []
+        table = self._table(self.lake.silver_table)
+        uris = table.file_uris(file_pruning_predicate=filters) if event_dates else []
         file_schema = StructType([f for f in SILVER_SCHEMA.fields if f.name != SILVER_PARTITION_COLUMN])
         if not uris:
             return self.spark.createDataFrame([], SILVER_SCHEMA)
