@@ -42,6 +42,9 @@ def handle(args: argparse.Namespace) -> int:
     from pipeline.host import HostStatus, IngestSummary, LocalFunctionsHost
 
     settings = load_settings()
+    # Settings the Function reads per batch: a bad value would otherwise fail every batch
+    # through its retries; say so now, in one line.
+    _ = (settings.bronze_format, settings.local_hub_partitions)
     try:
         host = LocalFunctionsHost(settings)
     except ImportError as exc:
