@@ -110,11 +110,33 @@ def app_functions(app: Any) -> list[Any]:
     cached = _INDEXED.get(id(app))
     if cached is not None and cached[0] is app:
         return cached[1]
-    functions = list(app.get_functions())
+    with _quiet_auth_level_warning():
+        functions = list(app.get_functions())
     if hasattr(app, "functions_bindings"):
         app.functions_bindings = None
     _INDEXED[id(app)] = (app, functions)
     return functions
+
+
+class _DropAuthLevelWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Auth level is not applied")
+
+
+@contextmanager
+def _quiet_auth_level_warning() -> Iterator[None]:
+    # azure-functions warns on the root logger, for any app without HTTP functions, that auth
+    # levels do not apply: noise here. A handler stops logging.warning() from installing
+    # basicConfig's console handler as a side effect.
+    root = logging.getLogger()
+    guard, drop = logging.NullHandler(), _DropAuthLevelWarning()
+    root.addHandler(guard)
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
+        root.removeHandler(guard)
 
 
 def parse_timespan(value: Any, what: str) -> float:

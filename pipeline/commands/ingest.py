@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import signal
 import threading
@@ -52,7 +53,9 @@ def handle(args: argparse.Namespace) -> int:
     console = Console(stderr=args.json)
     console.print(f"lake: {_lake_description(settings)} · hub: {settings.local_hub_path}")
     summary: IngestSummary
-    with Live(Text("starting…"), console=console, refresh_per_second=4, transient=args.json) as live:
+    # A live line only on a terminal; piped output gets just the summary.
+    live_console = console if console.is_terminal else Console(file=io.StringIO())
+    with Live(Text("starting…"), console=live_console, refresh_per_second=4, transient=args.json) as live:
         if args.until_idle:
             stop = threading.Event()
             poller = threading.Thread(
