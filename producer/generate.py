@@ -41,6 +41,7 @@ _UUID_MASK = ~(0xF000 << 64) & ~(0xC000 << 48)
 _UUID_V4 = (0x4000 << 64) | (0x8000 << 48)
 _RADIANS_PER_HOUR = 2 * math.pi / 24.0
 _COMPASS = FIELDS_BY_NAME["windDirection"].enum or ()
+_LOCATION_MAX = FIELDS_BY_NAME["location"].max_length
 
 
 def _bounds(name: str) -> tuple[float, float]:
@@ -113,6 +114,7 @@ def make_devices(rng: random.Random, devices: int, cities: int, start: datetime)
         if place in names and attempts < 20 * cities:
             continue  # prefer distinct places; past that, number the repeats
         name = place if place not in names else f"{place} {len(places) + 1}"
+        name = name[: _LOCATION_MAX or None]
         names.add(name)
         places.append((name, float(lat_text), float(lon_text)))
     day_of_year = start.timetuple().tm_yday

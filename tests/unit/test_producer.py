@@ -263,3 +263,26 @@ def test_eventhub_target_without_connection_settings_exits_2(
     settings = load_settings(environ={"PIPELINE_HOME": str(tmp_path)}, local_settings_file=tmp_path / "none")
     assert main(["--target", "eventhub", "--count", "1"], settings=settings) == 2
     assert "EVENTHUB_CONNECTION" in capsys.readouterr().err
+
+
+# --- batching ---------------------------------------------------------------------------------
+
+
+def test_pending_batches_go_out_after_the_flush_interval_or_the_pending_cap(tmp_path: Path) -> None:
+    from localhub import LocalProducerClient
+    from producer.sending import BatchingSender
+
+    now = [0.0]
+    with LocalProducerClient.from_path(tmp_path / "hub.db") as client:
+        sender = BatchingSender(client, max_pending_events=10, flush_interval=0.5, clock=lambda: now[0])
+        for i in range(3):
+            sender.send(f"{i}".encode(), "k")
+        sender.poll()
+        assert client.hub.count() == 0  # still waiting for more
+        now[0] = 0.6
+        sender.poll()
+        assert client.hub.count() == 3
+        for i in range(10):
+            sender.send(f"x{i}".encode(), f"key-{i % 3}")
+        assert client.hub.count() == 13  # the cap flushed without waiting
+        assert sender.sent == 13
