@@ -560,13 +560,12 @@ class LocalFunctionsHost:
     ) -> None:
         partition = received[0].partition_id
         events = build_event_batch(received, str(spec.binding["eventHubName"]), consumer.consumer_group)
-        argument: Any = events
         if str(spec.binding.get("cardinality") or "ONE").upper() == "ONE":
-            # Cardinality one: the host invokes once per event; keep it simple and exact.
+            # Cardinality one: the host invokes once per event.
             for event in events:
                 self._call(spec, event)
         else:
-            self._call(spec, argument)
+            self._call(spec, events)
         # The real host checkpoints once the invocation is done, whatever its outcome.
         last = received[-1]
         consumer.checkpoint(partition, last.sequence_number, last.offset)
@@ -622,14 +621,14 @@ class LocalFunctionsHost:
 
     def run_until_idle(self) -> IngestSummary:
         """Invoke the Event Hubs functions per partition batch until every partition is caught up."""
-        started = time.monotonic()
+        started, before = time.monotonic(), self.summary.seconds
         try:
             with _collecting_batch_logs(self.summary):
                 for spec in self.event_hub_functions:
                     while self._pump_once(spec):
-                        pass
+                        self.summary.seconds = before + time.monotonic() - started
         finally:
-            self.summary.seconds += time.monotonic() - started
+            self.summary.seconds = before + time.monotonic() - started
         return self.summary
 
     # --- timers ----------------------------------------------------------------------------------
@@ -689,36 +688,37 @@ class LocalFunctionsHost:
         is logged and fires again at its next occurrence, like on Azure.
         """
         started = time.monotonic()
-        now = datetime.now(UTC)
-        due = self.next_fire_times(now)
-        collecting = _collecting_batch_logs(self.summary)
-        collecting.__enter__()
+        due = self.next_fire_times(datetime.now(UTC))
+        last_status = 0.0
         try:
-            for spec in self.timer_functions:
-                if spec.binding.get("runOnStartup"):
-                    self._fire_logged(spec.name, past_due=False)
-            while not stop.is_set():
-                delivered = sum(self._pump_once(spec) for spec in self.event_hub_functions)
-                now = datetime.now(UTC)
-                for name, when in list(due.items()):
-                    if when <= now:
-                        # Past due when the host got to it more than a schedule step late.
-                        self._fire_logged(name, past_due=(now - when).total_seconds() > 60)
-                        spec = self._timer(name)
-                        due[name] = croniter(
-                            str(spec.binding["schedule"]), now, second_at_beginning=True
-                        ).get_next(datetime)
-                self.summary.seconds = time.monotonic() - started
-                if on_status is not None:
-                    on_status(self.status())
-                if not delivered:
-                    wait = poll_seconds
-                    if due:
-                        wait = min(wait, max(0.0, (min(due.values()) - datetime.now(UTC)).total_seconds()))
-                    stop.wait(wait)
+            with _collecting_batch_logs(self.summary):
+                for spec in self.timer_functions:
+                    if spec.binding.get("runOnStartup"):
+                        self._fire_logged(spec.name, past_due=False)
+                while not stop.is_set():
+                    delivered = sum(self._pump_once(spec) for spec in self.event_hub_functions)
+                    now = datetime.now(UTC)
+                    for name, when in list(due.items()):
+                        if when <= now:
+                            # Past due, as on Azure, when the occurrence was missed by a while
+                            # (here: the host was busy or stopped for over a minute).
+                            self._fire_logged(name, past_due=(now - when).total_seconds() > 60)
+                            schedule = str(self._timer(name).binding["schedule"])
+                            due[name] = croniter(schedule, now, second_at_beginning=True).get_next(datetime)
+                    self.summary.seconds = time.monotonic() - started
+                    if on_status is not None and time.monotonic() - last_status >= 0.5:
+                        last_status = time.monotonic()
+                        on_status(self.status())
+                    if not delivered:
+                        wait = poll_seconds
+                        if due:
+                            until_next = (min(due.values()) - datetime.now(UTC)).total_seconds()
+                            wait = min(wait, max(0.0, until_next))
+                        stop.wait(wait)
         finally:
-            collecting.__exit__(None, None, None)
             self.summary.seconds = time.monotonic() - started
+        if on_status is not None:
+            on_status(self.status())
         return self.summary
 
     def _fire_logged(self, name: str, past_due: bool) -> None:
