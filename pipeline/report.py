@@ -30,6 +30,7 @@ plt.rcParams["svg.fonttype"] = "none"  # keep SVG text as text: smaller and sele
 
 HTML_NAME = "report.html"
 PNG_NAME = "gold_temperature.png"
+TOP_REASONS = 10  # the summary lists this many reasons; the chart shows them all
 
 
 @dataclass(frozen=True)
@@ -119,17 +120,27 @@ def events_per_minute_chart(per_minute: dict[str, Counter[datetime]]) -> Figure:
     """Events per minute at each stage: how the flow moved through the pipeline over time."""
     fig, axes = plt.subplots(figsize=(11, 4), layout="constrained")
     ax: Any = axes
-    drawn = False
-    for stage, counts in per_minute.items():
-        if counts:
-            minutes = sorted(counts)
-            ax.plot(minutes, [counts[m] for m in minutes], marker="o", drawstyle="steps-mid", label=stage)
-            drawn = True
-    if not drawn:
+    minutes = sorted(set().union(*per_minute.values()))
+    stages = [stage for stage, counts in per_minute.items() if counts]
+    if len(minutes) <= 60:
+        # Few minutes (a demo): grouped bars read better than lines through a handful of points.
+        width = 1 / (len(stages) + 1)
+        for i, stage in enumerate(stages):
+            xs = [j + i * width for j in range(len(minutes))]
+            ax.bar(xs, [per_minute[stage][m] for m in minutes], width=width, label=stage)
+        ax.set_xticks(
+            [j + width * (len(stages) - 1) / 2 for j in range(len(minutes))],
+            [m.strftime("%H:%M") for m in minutes],
+        )
+    else:
+        for stage in stages:
+            counts = per_minute[stage]
+            ax.plot(minutes, [counts.get(m, 0) for m in minutes], linewidth=1, label=stage)
+        fig.autofmt_xdate()
+    if not stages:
         _empty(ax, "no events yet")
     else:
-        ax.legend(fontsize="small")
-        fig.autofmt_xdate()
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     ax.set_title("Events per minute per stage (UTC)")
     ax.set_ylabel("events / minute")
     return fig
@@ -171,7 +182,11 @@ def summary_rows(data: ReportData) -> list[tuple[str, str]]:
         ("valid (bronze records)", f"{c.bronze:,}"),
         ("quarantined (ingest)", f"{c.quarantine:,}"),
     ]
-    rows += [(f"  reason {r}", f"{n:,}") for r, n in sorted(c.quarantine_reasons.items())]
+    by_count = sorted(c.quarantine_reasons.items(), key=lambda item: (-item[1], item[0]))
+    rows += [(f"  reason {r}", f"{n:,}") for r, n in by_count[:TOP_REASONS]]
+    if len(by_count) > TOP_REASONS:
+        rest = by_count[TOP_REASONS:]
+        rows.append((f"  {len(rest)} other reasons (see the report)", f"{sum(n for _, n in rest):,}"))
     if c.silver_quarantine:
         rows.append(("quarantined by the Spark job", f"{c.silver_quarantine:,}"))
     rows += [

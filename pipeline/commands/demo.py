@@ -90,8 +90,8 @@ def produce(settings: Settings, events: int, seed: int) -> None:
 
 def summary_table(data: report.ReportData) -> Table:
     table = Table(title="Demo summary")
-    table.add_column("")
-    table.add_column("", justify="right")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
     rows = report.summary_rows(data)
     table.add_row("produced", rows[0][1])
     for name, value in rows[1:]:
