@@ -52,11 +52,13 @@ bp = func.Blueprint()
 
 
 @bp.function_name("ingest")
+# Retries ride out a storage outage of about 15 minutes (5 s doubling to 5 min, 8 times) with the
+# partition paused; bounded, because after the last one the host checkpoints and moves on.
 @bp.retry(
     strategy="exponential_backoff",
-    max_retry_count="5",
-    minimum_interval="00:00:02",
-    maximum_interval="00:01:00",
+    max_retry_count="8",
+    minimum_interval="00:00:05",
+    maximum_interval="00:05:00",
 )
 @bp.event_hub_message_trigger(
     arg_name="events",
@@ -274,3 +276,8 @@ def _parse_time(value: Any) -> datetime | None:
         return as_utc(datetime.fromisoformat(value))
     except ValueError:
         return None
+
+
+# A setting the Function cannot use must fail indexing (the host then loads no ingest function
+# and consumes nothing) rather than every batch, which would be checkpointed after its retries.
+IngestConfig.from_settings(load_settings())

@@ -169,7 +169,7 @@ def test_storage_failing_mid_batch_is_retried_to_the_same_files(
 
     assert summary.retries == 2
     assert summary.failed_invocations == 0
-    assert waits == [2.0, 2.0]  # the ingest function's minimum_interval, first retry each time
+    assert waits == [5.0, 5.0]  # the ingest function's minimum_interval, first retry each time
     assert_each_event_landed_once(sent, LocalLake(settings.local_lake_path))
 
 
@@ -185,8 +185,9 @@ def test_batch_still_failing_after_its_retries_is_checkpointed_like_the_real_hos
     summary = LocalFunctionsHost(settings, sleep=waits.append).run_until_idle()
 
     assert summary.failed_invocations == summary.invocations == len(summary.events_by_partition) > 1
-    assert broken.calls == 6 * summary.invocations
-    assert waits[:6] == [2.0, 4.0, 8.0, 16.0, 32.0, 2.0]  # bounded exponential, then the next batch
+    assert broken.calls == 9 * summary.invocations
+    # Bounded exponential backoff, then the next batch starts over.
+    assert waits[:10] == [5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 300.0, 300.0, 5.0, 10.0]
     hub = LocalEventHub(settings.local_hub_path, settings.eventhub_name)
     assert sum(LocalConsumer(hub, settings.eventhub_consumer_group).backlog().values()) == 0
 
