@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from collections import Counter
@@ -238,6 +239,8 @@ def run(args: argparse.Namespace, client: ProducerClient, *, console: Console | 
     source: Iterator[Generated] = (
         file_events(args.from_file) if args.from_file is not None else EventGenerator(plan_from_args(args))
     )
+    if args.count is not None:
+        source = itertools.islice(source, args.count)
     sender = BatchingSender(client)
     summary = RunSummary(target=args.target)
     count, duration, rate = args.count, args.duration, args.rate
@@ -263,8 +266,6 @@ def run(args: argparse.Namespace, client: ProducerClient, *, console: Console | 
         task = progress.add_task("send", total=count, eps=0.0)
         try:
             for item in source:
-                if count is not None and queued >= count:
-                    break
                 if not queued & check_mask:
                     now = time.monotonic()
                     if duration is not None and now - started >= duration:
