@@ -620,8 +620,13 @@ class LocalFunctionsHost:
                         os.environ[key] = previous
 
     def run_until_idle(self) -> IngestSummary:
-        """Invoke the Event Hubs functions per partition batch until every partition is caught up."""
-        started, before = time.monotonic(), self.summary.seconds
+        """Invoke the Event Hubs functions per partition batch until every partition is caught up.
+
+        Returns:
+            What this call did (each call starts a new summary).
+        """
+        self.summary = IngestSummary()
+        started, before = time.monotonic(), 0.0
         try:
             with _collecting_batch_logs(self.summary):
                 for spec in self.event_hub_functions:

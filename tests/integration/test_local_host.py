@@ -252,3 +252,14 @@ def test_serve_ingests_as_events_arrive_and_fires_timers_on_schedule(tmp_path: P
     assert len(calls) >= 2
     assert statuses and "events" in statuses[-1]
     assert_each_event_landed_once(sent, LocalLake(settings.local_lake_path))
+
+
+def test_second_run_until_idle_finds_nothing_new_then_only_the_new_events(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    produce(settings, 80)
+    host = LocalFunctionsHost(settings)
+    assert host.run_until_idle().events == 80
+
+    assert host.run_until_idle().events == 0
+    produce(settings, 40)
+    assert host.run_until_idle().events == 40
