@@ -56,7 +56,7 @@ def _bounds(name: str) -> tuple[float, float]:
 _T_MIN, _T_MAX = _bounds("temperature")
 _H_MIN, _H_MAX = _bounds("humidity")
 _W_MIN, _W_MAX = _bounds("windSpeed")
-_P_MIN, _P_MAX = _bounds("precipitation")
+_P_MAX = _bounds("precipitation")[1]  # the minimum is 0 and rain amounts are never negative
 
 
 @dataclass(slots=True)
