@@ -123,6 +123,8 @@ def main() -> int:
     print(f"enqueue → bronze        {_fmt(to_bronze)}   (baseline: ingest only)")
     print(f"enqueue → silver        {_fmt(to_silver)}   (baseline: ingest + Spark trigger)")
     print(f"enqueue → SQL           {_fmt(freshness)}   target p95 ≤ {TARGET_P95:.0f} s")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"machine load average    {load} (1/5/15 min) on {os.cpu_count()} cores: other work slows Spark")
     floor = TRIGGER_SECONDS + SYNC_SECONDS
     print(f"schedule floor          ≤ {floor} s of pure waiting (Spark trigger + sync period)")
     if in_sql != produced:
