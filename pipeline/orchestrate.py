@@ -147,14 +147,13 @@ class Lag:
         if previous is not None and self.at > previous.at:
             rate = (self.hub - previous.hub) / (self.at - previous.at)
         if self.gold_version is None:
-            sync = "no gold yet"
-        elif self.watermark is None:
-            sync = f"{self.gold_version + 1} gold versions unsynced"
+            sync = "no gold"
         else:
-            sync = f"{max(0, self.gold_version - self.watermark)} gold versions unsynced"
+            synced = -1 if self.watermark is None else self.watermark
+            sync = f"{max(0, self.gold_version - synced)} versions"
         return (
-            f"in {rate:,.0f} ev/s · hub {self.hub:,} · ingest lag {self.ingest_lag:,} events · "
-            f"Spark lag {self.spark_pending_files:,} bronze files · sync lag {sync}"
+            f"in {rate:,.0f} ev/s · hub {self.hub:,} · lag: ingest {self.ingest_lag:,} ev, "
+            f"Spark {self.spark_pending_files:,} files, sync {sync}"
         )
 
 

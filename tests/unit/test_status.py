@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import sqlite3
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -171,5 +173,10 @@ def test_status_line_reports_rate_and_lag_per_stage(tmp_path: Path) -> None:
     first = sample_lag(_settings(tmp_path))
     assert (first.hub, first.ingest_lag, first.gold_version, first.watermark) == (7, 4, 1, 1)
     line = first.line(None)
-    assert "ingest lag 4 events" in line
-    assert "sync lag 0 gold versions unsynced" in line
+    assert "lag: ingest 4 ev, Spark 0 files, sync 0 versions" in line
+
+    # A bronze file written after silver's last commit is one the Spark job has not seen yet.
+    newer = tmp_path / "lake" / "bronze" / "weather" / "ingest_date=2026-11-22" / "hour=08" / "p0-3-3.jsonl"
+    _jsonl(newer, [_bronze("e9")])
+    os.utime(newer, (time.time() + 5, time.time() + 5))
+    assert sample_lag(_settings(tmp_path)).spark_pending_files == 1
