@@ -186,7 +186,7 @@ def summary_rows(data: ReportData) -> list[tuple[str, str]]:
     rows += [(f"  reason {r}", f"{n:,}") for r, n in by_count[:TOP_REASONS]]
     if len(by_count) > TOP_REASONS:
         rest = by_count[TOP_REASONS:]
-        rows.append((f"  {len(rest)} other reasons (see the report)", f"{sum(n for _, n in rest):,}"))
+        rows.append((f"  {len(rest)} other reasons (see the reasons chart)", f"{sum(n for _, n in rest):,}"))
     if c.silver_quarantine:
         rows.append(("quarantined by the Spark job", f"{c.silver_quarantine:,}"))
     rows += [
@@ -213,7 +213,9 @@ figure { margin: 0 0 2rem; } svg { max-width: 100%; height: auto; }
 def render_html(data: ReportData, home: Path, generated: datetime) -> str:
     """The report page: summary table and inline SVG charts."""
     rows = "\n".join(
-        f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in summary_rows(data)
+        # Indented names (reasons under "quarantined") keep their indent in HTML too.
+        f"<tr><td>{html.escape(k).replace('  ', '&emsp;')}</td><td>{html.escape(v)}</td></tr>"
+        for k, v in summary_rows(data)
     )
     charts = [
         _svg(gold_temperature_chart(data.gold)),
