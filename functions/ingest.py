@@ -259,7 +259,8 @@ def _list_of_dicts(value: Any, length: int) -> list[Mapping[str, Any]]:
             value = None
     if not isinstance(value, list) or len(value) != length:
         return [{} for _ in range(length)]
-    return [item if isinstance(item, Mapping) else {} for item in value]
+    # type() first: an isinstance check against the Mapping ABC is slow, and JSON gives dicts.
+    return [item if type(item) is dict or isinstance(item, Mapping) else {} for item in value]
 
 
 def _int_or(value: Any, default: int) -> int:

@@ -119,6 +119,8 @@ def string_map(values: Mapping[str, Any] | None) -> dict[str, str]:
     """Render property values as strings: text as is, bytes as UTF-8, anything else as JSON."""
     if not values:
         return {}
+    if type(values) is dict and all(type(k) is str and type(v) is str for k, v in values.items()):
+        return values  # already strings (the usual case): no copy
     rendered: dict[str, str] = {}
     for key, value in values.items():
         if isinstance(value, str):
