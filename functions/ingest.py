@@ -23,7 +23,7 @@ import azure.functions as func
 from functions.bronze import QUARANTINE_FORMAT, encode_bronze, encode_quarantine, file_name
 from functions.ingest_core import (
     UNKNOWN_SEQUENCE_NUMBER,
-    HubEvent,
+    EventColumns,
     as_utc,
     process_batch,
     string_map,
@@ -161,10 +161,10 @@ def handle_batch(
             it already wrote are kept as they are (create-only).
     """
     started = time.perf_counter()
-    partition_id, hub_events = hub_events_from_trigger(events)
-    report = BatchReport(partition_id, len(hub_events), 0, 0, {}, 0, 0.0)
-    if hub_events:
-        result = process_batch(hub_events, partition_id, config.stream, clock())
+    partition_id, columns = columns_from_trigger(events)
+    report = BatchReport(partition_id, len(events), 0, 0, {}, 0, 0.0)
+    if columns is not None:
+        result = process_batch(columns, partition_id, config.stream, clock())
         report.valid, report.quarantined = len(result.bronze), len(result.quarantine)
         report.reasons, report.body_bytes = dict(result.reasons), result.body_bytes
         if result.bronze:
@@ -186,48 +186,69 @@ def handle_batch(
     return report
 
 
-def hub_events_from_trigger(events: Sequence[func.EventHubEvent]) -> tuple[str | None, list[HubEvent]]:
+def columns_from_trigger(events: Sequence[func.EventHubEvent]) -> tuple[str | None, EventColumns | None]:
     """Read each event's body and metadata as the many-cardinality trigger supplies them.
 
     Per-event attributes (sequence number, offset, enqueued time, partition key) come from the
-    event; application and other system properties from the batch's trigger metadata
-    (``PropertiesArray``, ``SystemPropertiesArray``); the partition id from ``PartitionContext``
-    when the host supplies it.
+    event, falling back to its ``SystemPropertiesArray`` entry; application and other system
+    properties from the batch's trigger metadata (``PropertiesArray``, ``SystemPropertiesArray``);
+    the partition id from ``PartitionContext`` when the host supplies it.
+
+    Returns:
+        The partition id (None when unknown) and the batch as columns (None when empty).
     """
     if not events:
-        return None, []
+        return None, None
     metadata = events[0].metadata or {}  # shared by every event of a many-cardinality batch
     system_array = _list_of_dicts(metadata.get("SystemPropertiesArray"), len(events))
     properties_array = _list_of_dicts(metadata.get("PropertiesArray"), len(events))
     partition_id = partition_id_from_metadata(metadata, system_array)
-    converted = []
-    for event, system, properties in zip(events, system_array, properties_array, strict=True):
-        sequence_number = event.sequence_number
-        if sequence_number is None:
-            sequence_number = _int_or(system.get("SequenceNumber"), UNKNOWN_SEQUENCE_NUMBER)
-        offset = event.offset
-        if offset is None:
-            offset = system.get("Offset")
-        enqueued = event.enqueued_time or _parse_time(system.get("EnqueuedTimeUtc"))
-        partition_key = event.partition_key
-        if partition_key is None and system.get("PartitionKey") is not None:
-            partition_key = str(system["PartitionKey"])
-        others = None
-        if not system.keys() <= _PROMOTED:
-            others = {k: v for k, v in system.items() if k not in _PROMOTED}
-        body = event.get_body()
-        converted.append(
-            HubEvent(
-                body if type(body) is bytes else bytes(body or b""),
-                int(sequence_number),
-                "" if offset is None else str(offset),
-                enqueued or datetime.now(UTC),
-                partition_key,
-                string_map(properties),
-                string_map(others),
-            )
-        )
-    return partition_id, converted
+    # Column by column: a list comprehension per attribute is the cheapest way through the batch.
+    bodies = [e.get_body() for e in events]
+    numbers: list[Any] = [e.sequence_number for e in events]
+    offsets: list[Any] = [e.offset for e in events]  # the worker passes ints here
+    times: list[Any] = [e.enqueued_time for e in events]
+    keys = [e.partition_key for e in events]
+    if any(type(b) is not bytes for b in bodies):
+        bodies = [b if type(b) is bytes else bytes(b or b"") for b in bodies]
+    if None in numbers or any(type(n) is not int for n in numbers):
+        numbers = [
+            _int_or(n if n is not None else s.get("SequenceNumber"), UNKNOWN_SEQUENCE_NUMBER)
+            for n, s in zip(numbers, system_array, strict=True)
+        ]
+    offsets = [
+        o if type(o) is str else _offset_text(o, s) for o, s in zip(offsets, system_array, strict=True)
+    ]
+    if None in times:
+        times = [
+            t or _parse_time(s.get("EnqueuedTimeUtc")) or datetime.now(UTC)
+            for t, s in zip(times, system_array, strict=True)
+        ]
+    if None in keys:
+        keys = [
+            k if k is not None or s.get("PartitionKey") is None else str(s["PartitionKey"])
+            for k, s in zip(keys, system_array, strict=True)
+        ]
+    others = [
+        {} if s.keys() <= _PROMOTED else string_map({k: v for k, v in s.items() if k not in _PROMOTED})
+        for s in system_array
+    ]
+    columns = EventColumns(
+        bodies=bodies,
+        sequence_numbers=numbers,
+        offsets=offsets,
+        enqueued_times=times,
+        partition_keys=keys,
+        properties=[string_map(p) for p in properties_array],
+        system_properties=others,
+    )
+    return partition_id, columns
+
+
+def _offset_text(offset: Any, system: Mapping[str, Any]) -> str:
+    if offset is None:
+        offset = system.get("Offset")
+    return "" if offset is None else str(offset)
 
 
 def partition_id_from_metadata(

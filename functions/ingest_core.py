@@ -39,6 +39,34 @@ class HubEvent:
     system_properties: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class EventColumns:
+    """A batch as parallel lists, one entry per event: the hot path's shape (no object per event)."""
+
+    bodies: Sequence[bytes]
+    sequence_numbers: Sequence[int]
+    offsets: Sequence[str]
+    enqueued_times: Sequence[datetime]
+    partition_keys: Sequence[str | None]
+    properties: Sequence[Mapping[str, str]]
+    system_properties: Sequence[Mapping[str, str]]
+
+    @classmethod
+    def from_events(cls, events: Sequence[HubEvent]) -> EventColumns:
+        return cls(
+            bodies=[e.body for e in events],
+            sequence_numbers=[e.sequence_number for e in events],
+            offsets=[e.offset for e in events],
+            enqueued_times=[e.enqueued_time for e in events],
+            partition_keys=[e.partition_key for e in events],
+            properties=[e.properties for e in events],
+            system_properties=[e.system_properties for e in events],
+        )
+
+    def __len__(self) -> int:
+        return len(self.bodies)
+
+
 class BronzeRecord(TypedDict):
     """One valid event; ``Body`` is bytes here and text in JSON lines."""
 
@@ -134,7 +162,7 @@ def string_map(values: Mapping[str, Any] | None) -> dict[str, str]:
     return rendered
 
 
-def batch_file_stem(partition_id: str | None, events: Sequence[HubEvent]) -> str:
+def batch_file_stem(partition_id: str | None, events: Sequence[HubEvent] | EventColumns) -> str:
     """Name a batch's files from its partition and its first and last sequence numbers.
 
     The name depends only on what the hub assigned, so a replay of the same batch gets the same
@@ -143,16 +171,16 @@ def batch_file_stem(partition_id: str | None, events: Sequence[HubEvent]) -> str
     partition id: two partitions' batches then still get different names (unless they are the
     same events).
     """
-    numbers = [e.sequence_number for e in events]
-    first, last = min(numbers), max(numbers)
+    batch = events if isinstance(events, EventColumns) else EventColumns.from_events(events)
+    first, last = min(batch.sequence_numbers), max(batch.sequence_numbers)
     known_numbers = first >= 0
     if known_numbers and partition_id is not None and _SAFE_PARTITION_ID.match(partition_id):
         prefix = f"p{partition_id}"
     else:
         digest = hashlib.sha256()
-        for event in events:
-            digest.update(f"{event.sequence_number}\x00{event.offset}\x00".encode())
-            digest.update(hashlib.sha256(event.body).digest())
+        for number, offset, body in zip(batch.sequence_numbers, batch.offsets, batch.bodies, strict=True):
+            digest.update(f"{number}\x00{offset}\x00".encode())
+            digest.update(hashlib.sha256(body).digest())
         prefix = f"px{digest.hexdigest()[:16]}"
     return f"{prefix}-{max(first, 0):020d}-{max(last, 0):020d}"
 
@@ -164,7 +192,7 @@ def batch_folder(stream: str, first_enqueued: datetime) -> str:
 
 
 def process_batch(
-    events: Sequence[HubEvent], partition_id: str | None, stream: str, ingested_at: datetime
+    events: Sequence[HubEvent] | EventColumns, partition_id: str | None, stream: str, ingested_at: datetime
 ) -> BatchResult:
     """Validate a batch and build its bronze and quarantine records.
 
@@ -177,8 +205,9 @@ def process_batch(
     Returns:
         The records and the names of the files they go to. Bad bodies never raise.
     """
-    if not events:
+    if not len(events):
         raise ValueError("a batch has at least one event")
+    batch = events if isinstance(events, EventColumns) else EventColumns.from_events(events)
     ingested = rfc3339_ms(ingested_at)
     partition = partition_id or ""
     bronze: list[BronzeRecord] = []
@@ -186,24 +215,31 @@ def process_batch(
     reasons: Counter[str] = Counter()
     body_bytes = 0
     validate, keep = validate_event, bronze.append  # local names: this loop is the hot path
-    for event in events:
-        body = event.body
+    for body, sequence_number, offset, enqueued, partition_key, properties, system_properties in zip(
+        batch.bodies,
+        batch.sequence_numbers,
+        batch.offsets,
+        batch.enqueued_times,
+        batch.partition_keys,
+        batch.properties,
+        batch.system_properties,
+        strict=True,
+    ):
         body_bytes += len(body)
-        enqueued = event.enqueued_time
         if enqueued.tzinfo is not UTC:
             enqueued = as_utc(enqueued)
         verdict = validate(body, enqueued)
         if not verdict.reasons and verdict.event_id is not None:
             keep(
                 {
-                    "SequenceNumber": event.sequence_number,
-                    "Offset": event.offset,
+                    "SequenceNumber": sequence_number,
+                    "Offset": offset,
                     "EnqueuedTimeUtc": enqueued.isoformat(timespec="milliseconds")[:-6] + "Z",
-                    "SystemProperties": event.system_properties,
-                    "Properties": event.properties,
+                    "SystemProperties": system_properties,
+                    "Properties": properties,
                     "Body": body,
                     "PartitionId": partition,
-                    "PartitionKey": event.partition_key,
+                    "PartitionKey": partition_key,
                     "EventId": verdict.event_id,
                     "IngestedTimeUtc": ingested,
                 }
@@ -214,23 +250,23 @@ def process_batch(
         text, encoding = body_as_text(body)
         quarantine.append(
             {
-                "SequenceNumber": event.sequence_number,
-                "Offset": event.offset,
+                "SequenceNumber": sequence_number,
+                "Offset": offset,
                 "EnqueuedTimeUtc": rfc3339_ms(enqueued),
-                "SystemProperties": event.system_properties,
-                "Properties": event.properties,
+                "SystemProperties": system_properties,
+                "Properties": properties,
                 "Body": text,
                 "BodyEncoding": encoding,
                 "PartitionId": partition,
-                "PartitionKey": event.partition_key,
+                "PartitionKey": partition_key,
                 "EventId": verdict.event_id,
                 "IngestedTimeUtc": ingested,
                 "Reasons": codes,
             }
         )
     return BatchResult(
-        folder=batch_folder(stream, events[0].enqueued_time),
-        file_stem=batch_file_stem(partition_id, events),
+        folder=batch_folder(stream, batch.enqueued_times[0]),
+        file_stem=batch_file_stem(partition_id, batch),
         bronze=bronze,
         quarantine=quarantine,
         reasons=reasons,

@@ -28,6 +28,7 @@ import inspect
 import json
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -701,7 +702,14 @@ class LocalFunctionsHost:
                     if spec.binding.get("runOnStartup"):
                         self._fire_logged(spec.name, past_due=False)
                 while not stop.is_set():
-                    delivered = sum(self._pump_once(spec) for spec in self.event_hub_functions)
+                    try:
+                        delivered = sum(self._pump_once(spec) for spec in self.event_hub_functions)
+                    except sqlite3.Error as exc:
+                        # The embedded hub busy or mid-creation by another process: like a lost
+                        # connection to Event Hubs, wait and try again (nothing was checkpointed).
+                        self.last_error = f"embedded hub: {exc}"
+                        log.warning("embedded hub read failed, retrying: %s", exc)
+                        delivered = 0
                     now = datetime.now(UTC)
                     for name, when in list(due.items()):
                         if when <= now:

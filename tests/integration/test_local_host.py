@@ -231,6 +231,7 @@ def test_fire_timer_invokes_the_timer_function_with_a_real_timer_request(tmp_pat
 def test_serve_ingests_as_events_arrive_and_fires_timers_on_schedule(tmp_path: Path) -> None:
     calls: list[Any] = []
     settings = make_settings(tmp_path, SYNC_SCHEDULE="* * * * * *")  # every second
+    LocalEventHub(settings.local_hub_path, settings.eventhub_name, 4).close()  # created before serving
     host = LocalFunctionsHost(settings, timer_app(calls))
     stop = threading.Event()
     statuses: list[str] = []
