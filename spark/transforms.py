@@ -27,61 +27,134 @@ BRONZE_MALFORMED = "bronze_malformed"
 
 _BODY_MAP = T.MapType(T.StringType(), T.VariantType()).simpleString()
 _KNOWN_FIELDS = [rule.name for rule in FIELDS]
-# What schema_of_variant calls a JSON number: integers parse as BIGINT, decimals as DECIMAL(p,s),
-# exponents and NaN/Infinity as DOUBLE.
-_INTEGER_KINDS = ("BIGINT", "INT", "SMALLINT", "TINYINT")
+_TIME_RULE = next(rule for rule in FIELDS if rule.format == "date-time")
+_SPARK_NAME = {"string": "string", "number": "double", "integer": "long"}
 
 
-def _kind(value: Column) -> Column:
-    return F.schema_of_variant(value)
+def _typed_body_schema() -> str:
+    """The body parsed straight into the contract's types (date-time as its text)."""
+    return ", ".join(f"`{rule.name}` {_SPARK_NAME[rule.type]}" for rule in FIELDS)
 
 
-def _is_number(value: Column) -> Column:
-    kind = _kind(value)
-    return kind.isin(*_INTEGER_KINDS, "DOUBLE", "FLOAT") | kind.startswith("DECIMAL")
+# Two tiers, one verdict. The fast tier parses the body into typed columns (Spark's codegen'd
+# JSON reader) and checks every rule on them; a row passes it only when it is certainly valid.
+# Anything else goes to the exact tier, which looks at each value's JSON type through a variant
+# parse and names every reason the way contract.validate_event does. The exact tier is slow but
+# runs only for rows the fast tier could not clear (bad or unusual bodies), so the verdict never
+# depends on which tier decided it.
 
 
-def _typed(rule: FieldRule, value: Column) -> Column:
-    """The field's value as its silver type (null when the JSON type is wrong)."""
-    if rule.format == "date-time":
-        return F.try_to_timestamp(F.try_variant_get(value, "$", "string"))
-    spark_name = {"string": "string", "number": "double", "integer": "long"}[rule.type]
-    return F.try_variant_get(value, "$", spark_name)
+def _typed(rule: FieldRule) -> Column:
+    return F.col("_event")[rule.name]
 
 
-def _type_ok(rule: FieldRule, value: Column) -> Column:
+def _raw_has_string_value(body: Column, rule: FieldRule, value: Column) -> Column:
+    """True when the raw body spells this key with this JSON string value (compact or spaced).
+
+    Spark's reader turns a number or object under a string field into text, so the fast tier
+    only trusts a string field when the body shows it as a quoted value. In a flat object a
+    quoted key followed by a colon is always a key, so this is exact; nested bodies and values
+    with escapes simply fail it and take the exact tier.
+    """
+    compact = F.concat(F.lit(f'"{rule.name}":"'), value, F.lit('"'))
+    spaced = F.concat(F.lit(f'"{rule.name}": "'), value, F.lit('"'))
+    return (F.instr(body, compact) > 0) | (F.instr(body, spaced) > 0)
+
+
+def _fast_field_ok(body: Column, rule: FieldRule) -> Column:
+    value = _typed(rule)
+    if not rule.required:
+        # Absent is fine; a JSON null (or a wrong type) reads as null too, so the key must be absent.
+        absent = value.isNull() & (F.instr(body, f'"{rule.name}"') == 0)
+        return absent | _fast_value_ok(body, rule, value)
+    return value.isNotNull() & _fast_value_ok(body, rule, value)
+
+
+def _fast_value_ok(body: Column, rule: FieldRule, value: Column) -> Column:
+    ok = value.isNotNull()
     if rule.type == "string":
-        return _kind(value) == "STRING"
+        ok = ok & _raw_has_string_value(body, rule, value)
+        if rule.format == "date-time":
+            ok = ok & F.try_to_timestamp(value).isNotNull()
+        if rule.min_length is not None:
+            ok = ok & (F.char_length(value) >= rule.min_length)
+        if rule.max_length is not None:
+            ok = ok & (F.char_length(value) <= rule.max_length)
+        if rule.enum is not None:
+            ok = ok & value.isin(*rule.enum)
+        if rule.pattern is not None:
+            ok = ok & value.rlike(rule.pattern)
+        return ok
+    if rule.type == "number":
+        ok = ok & ~F.isnan(value) & (F.abs(value) != F.lit(float("inf")))
+    if rule.minimum is not None:
+        ok = ok & (value >= rule.minimum)
+    if rule.maximum is not None:
+        ok = ok & (value <= rule.maximum)
+    return ok
+
+
+def _is_future(event_time: Column) -> Column:
+    if _TIME_RULE.max_future_skew is None:
+        return F.lit(False)
+    enqueued = F.coalesce(F.try_to_timestamp(F.col("EnqueuedTimeUtc")), F.current_timestamp())
+    skew_micros = int(_TIME_RULE.max_future_skew.total_seconds() * 1_000_000)
+    return (F.unix_micros(event_time) - F.unix_micros(enqueued)) > skew_micros
+
+
+def _fast_valid(bronze: DataFrame) -> Column:
+    body = _body_text(bronze)
+    ok = F.col(BODY_COLUMN).isNotNull() & (F.octet_length(F.col(BODY_COLUMN)) <= MAX_BODY_BYTES)
+    if CORRUPT_RECORD_COLUMN in bronze.columns:
+        ok = ok & F.col(CORRUPT_RECORD_COLUMN).isNull()
+    if isinstance(bronze.schema[BODY_COLUMN].dataType, T.BinaryType):
+        ok = ok & F.is_valid_utf8(F.col(BODY_COLUMN))
+    # Nested objects or arrays could hide a look-alike key; leave those bodies to the exact tier.
+    ok = ok & F.col("_event").isNotNull() & (F.instr(F.substring(body, 2, MAX_BODY_BYTES), "{") == 0)
+    ok = ok & (F.instr(body, "[") == 0)
+    for rule in FIELDS:
+        ok = ok & _fast_field_ok(body, rule)
+    return ok & ~_is_future(F.try_to_timestamp(_typed(_TIME_RULE)))
+
+
+# --- exact tier ----------------------------------------------------------------------------------
+
+
+def _exact_type_ok(rule: FieldRule, text: Column, value: Column) -> Column:
+    # ``text`` is the value's JSON text: a leading quote means a JSON string, a digit or minus a
+    # number (NaN and Infinity, which Spark's reader accepts, start with neither).
+    if rule.type == "string":
+        return text.startswith('"')
+    is_number = text.substr(1, 1).isin("-", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9")
     if rule.type == "integer":
-        return _kind(value).isin(*_INTEGER_KINDS)
-    number = F.try_variant_get(value, "$", "double")
-    # NaN and Infinity are JSON extensions the contract rejects as the wrong type.
-    return _is_number(value) & ~F.isnan(number) & (F.abs(number) != F.lit(float("inf")))
+        return is_number & ~text.rlike("[.eE]") & value.isNotNull()
+    return is_number & ~F.isnan(value) & (F.abs(value) != F.lit(float("inf")))
 
 
-def _field_reason(rule: FieldRule, value: Column) -> Column:
+def _exact_field_reason(rule: FieldRule, body_map: Column) -> Column:
     """The first reason this field fails, in the order ``contract.check_value`` checks them."""
-    reason = F.when(value.isNull(), F.lit(f"missing:{rule.name}") if rule.required else F.lit(None))
-    reason = reason.when(~_type_ok(rule, value), F.lit(f"type:{rule.name}"))
-    text = F.try_variant_get(value, "$", "string")
+    raw = body_map[rule.name]
+    text = F.to_json(raw)
+    value = F.try_variant_get(raw, "$", _SPARK_NAME[rule.type])
+    reason = F.when(raw.isNull(), F.lit(f"missing:{rule.name}") if rule.required else F.lit(None))
+    reason = reason.when(~_exact_type_ok(rule, text, value), F.lit(f"type:{rule.name}"))
     if rule.format == "date-time":
-        bad_format = _typed(rule, value).isNull()
+        bad_format = F.try_to_timestamp(value).isNull()
         if rule.pattern:
-            bad_format = bad_format | ~text.rlike(rule.pattern)
+            bad_format = bad_format | ~value.rlike(rule.pattern)
         return reason.when(bad_format, F.lit(f"format:{rule.name}"))
     if rule.type == "string":
-        length = F.char_length(text)
+        length = F.char_length(value)
         too_short = length < rule.min_length if rule.min_length is not None else F.lit(False)
         too_long = length > rule.max_length if rule.max_length is not None else F.lit(False)
         reason = reason.when(too_short | too_long, F.lit(f"length:{rule.name}"))
         if rule.enum is not None:
-            reason = reason.when(~text.isin(*rule.enum), F.lit(f"enum:{rule.name}"))
+            reason = reason.when(~value.isin(*rule.enum), F.lit(f"enum:{rule.name}"))
         if rule.pattern is not None:
-            reason = reason.when(~text.rlike(rule.pattern), F.lit(f"pattern:{rule.name}"))
+            reason = reason.when(~value.rlike(rule.pattern), F.lit(f"pattern:{rule.name}"))
         return reason
-    number = _typed(rule, value)
-    below = number < rule.minimum if rule.minimum is not None else F.lit(False)
-    above = number > rule.maximum if rule.maximum is not None else F.lit(False)
+    below = value < rule.minimum if rule.minimum is not None else F.lit(False)
+    above = value > rule.maximum if rule.maximum is not None else F.lit(False)
     return reason.when(below | above, F.lit(f"range:{rule.name}"))
 
 
@@ -89,9 +162,10 @@ def _body_text(bronze: DataFrame) -> Column:
     return F.col(BODY_COLUMN).cast("string")
 
 
-def _reasons(bronze: DataFrame, body_map: Column) -> Column:
+def _exact_reasons(bronze: DataFrame) -> Column:
     """Every reason code for one bronze row, as an array (empty when the event is valid)."""
     body = F.col(BODY_COLUMN)
+    body_map = F.from_json(_body_text(bronze), _BODY_MAP)
     malformed = body.isNull()
     if CORRUPT_RECORD_COLUMN in bronze.columns:
         malformed = malformed | F.col(CORRUPT_RECORD_COLUMN).isNotNull()
@@ -106,26 +180,20 @@ def _reasons(bronze: DataFrame, body_map: Column) -> Column:
             F.array(F.lit("not_object"))
         ),
     )
-    per_field = [_field_reason(rule, body_map[rule.name]) for rule in FIELDS]
-    per_field.append(_future_time_reason(body_map))
+    per_field = [_exact_field_reason(rule, body_map) for rule in FIELDS]
+    time_ok = _exact_field_reason(_TIME_RULE, body_map).isNull()
+    event_time = F.try_to_timestamp(F.try_variant_get(body_map[_TIME_RULE.name], "$", "string"))
+    per_field.append(F.when(time_ok & _is_future(event_time), F.lit("future_time")))
     return whole_body.otherwise(F.array_compact(F.array(*per_field)))
 
 
-def _future_time_reason(body_map: Column) -> Column:
-    rule = next(r for r in FIELDS if r.format == "date-time")
-    if rule.max_future_skew is None:
-        return F.lit(None).cast("string")
-    event_time = _typed(rule, body_map[rule.name])
-    enqueued = F.coalesce(F.try_to_timestamp(F.col("EnqueuedTimeUtc")), F.current_timestamp())
-    skew_micros = int(rule.max_future_skew.total_seconds() * 1_000_000)
-    time_ok = (_field_reason(rule, body_map[rule.name])).isNull()
-    is_future = (F.unix_micros(event_time) - F.unix_micros(enqueued)) > skew_micros
-    return F.when(time_ok & is_future, F.lit("future_time"))
-
-
-def _rescued(body_map: Column) -> Column:
+def _rescued(bronze: DataFrame) -> Column:
+    """Unknown body fields as a JSON object string, or null; only bodies with unknown keys pay."""
+    keys = F.json_object_keys(_body_text(bronze))
+    body_map = F.from_json(_body_text(bronze), _BODY_MAP)
     unknown = F.map_filter(body_map, lambda key, _value: ~key.isin(*_KNOWN_FIELDS))
-    return F.when(F.size(unknown) > 0, F.to_json(unknown))
+    has_unknown = F.size(F.array_except(keys, F.array(*[F.lit(k) for k in _KNOWN_FIELDS]))) > 0
+    return F.when(has_unknown, F.to_json(unknown))
 
 
 def check_bronze(bronze: DataFrame, processed_at: datetime) -> DataFrame:
@@ -137,23 +205,28 @@ def check_bronze(bronze: DataFrame, processed_at: datetime) -> DataFrame:
         processed_at: The micro-batch's processing time, stamped on every row.
 
     Returns:
-        The silver columns (null where the body lacks them) plus ``_reasons`` (empty when valid)
-        and what quarantine keeps; split it with :func:`split_checked`.
+        The silver columns (meaningful when valid) plus ``_reasons`` (empty when valid) and what
+        quarantine keeps; split it with :func:`split_checked`.
     """
-    body_map = F.from_json(_body_text(bronze), _BODY_MAP)
     parsed = bronze.select(
-        "*", body_map.alias("_body"), F.lit(processed_at).cast("timestamp").alias("_processed_at")
-    ).withColumn("_reasons", _reasons(bronze, F.col("_body")))
+        "*",
+        F.from_json(_body_text(bronze), _typed_body_schema()).alias("_event"),
+        F.lit(processed_at).cast("timestamp").alias("_processed_at"),
+    )
+    reasons = F.when(_fast_valid(bronze), F.array().cast("array<string>")).otherwise(_exact_reasons(bronze))
     return parsed.select(
-        *[_typed(rule, F.col("_body")[rule.name]).alias(rule.column) for rule in FIELDS],
-        _rescued(F.col("_body")).alias("_rescued_data"),
+        *[
+            (F.try_to_timestamp(_typed(rule)) if rule is _TIME_RULE else _typed(rule)).alias(rule.column)
+            for rule in FIELDS
+        ],
+        _rescued(bronze).alias("_rescued_data"),
         F.col("PartitionId").alias("partition_id"),
         F.col("SequenceNumber").alias("sequence_number"),
         F.try_to_timestamp(F.col("EnqueuedTimeUtc")).alias("enqueued_time"),
         F.try_to_timestamp(F.col("IngestedTimeUtc")).alias("ingested_at"),
         F.col(SOURCE_FILE_COLUMN),
         F.col("_processed_at").alias("processed_at"),
-        F.col("_reasons"),
+        reasons.alias("_reasons"),
         _body_text(bronze).alias("_body_text"),
         F.col("EventId").alias("_envelope_event_id"),
     )

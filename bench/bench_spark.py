@@ -1,0 +1,234 @@
+"""Spark job throughput: 1,000,000 bronze events -> silver + gold in local[2].
+
+Writes 1,000,000 valid events as bronze JSON-lines files (the layout docs/architecture.md
+describes), then, in one SparkSession warmed up on a small lake:
+
+* baseline: ``spark.read.json`` over the same bronze files, then ``count()``;
+* the full streaming job (availableNow) into fresh silver, quarantine and gold Delta tables;
+* a late micro-batch: 1,000 events spread over 100 old windows, on top of the full tables.
+
+Reports events/s, the peak driver memory (JVM + Python RSS) and the late batch's cost.
+Target: the full job in at most 4x the baseline's time. Exit 1 when it is missed.
+`python -m bench.bench_spark [--events N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import random
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import psutil
+
+from spark.engine import LakeConfig
+from spark.job import JobOptions, run_stream
+from spark.session import local_spark_session, quiet
+from spark.testing import bronze_dir, utc_text
+
+TARGET_RATIO = 4.0
+EVENTS_PER_FILE = 10_000
+PARTITIONS = 4
+LOCATIONS = [f"City{i:02d}" for i in range(50)]
+DIRECTIONS = ["N", "NE", "E", "SE", "S", "SW", "W", "NW"]
+CONDITIONS = ["Clear", "Cloudy", "Rain", "Snow", "Fog"]
+START = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+def lake_at(root: Path) -> LakeConfig:
+    return LakeConfig(
+        bronze_path=str(root / "bronze" / "weather"),
+        bronze_format="jsonl",
+        silver_table=str(root / "silver" / "weather"),
+        quarantine_table=str(root / "silver" / "weather_quarantine"),
+        gold_table=str(root / "gold" / "weather_summary"),
+        checkpoint=str(root / "_checkpoints" / "weather"),
+    )
+
+
+def write_bronze(
+    root: Path, count: int, *, span: timedelta, seed: int, prefix: str, start: datetime = START
+) -> None:
+    """``count`` valid events over ``span``, as bronze files of EVENTS_PER_FILE per partition."""
+    rng = random.Random(seed)
+    seconds = max(1, int(span.total_seconds()))
+    sequence = dict.fromkeys(range(PARTITIONS), 0)
+    for first in range(0, count, EVENTS_PER_FILE):
+        partition = (first // EVENTS_PER_FILE) % PARTITIONS
+        lines = []
+        n = min(EVENTS_PER_FILE, count - first)
+        enqueued = start + span  # written after the events happened
+        for i in range(first, first + n):
+            body = orjson.dumps(
+                {
+                    "eventId": f"{prefix}-{i}",
+                    "deviceId": f"dev-{i % 500}",
+                    "location": LOCATIONS[i % len(LOCATIONS)],
+                    "eventTime": utc_text(start + timedelta(seconds=rng.randrange(seconds))),
+                    "temperature": round(rng.uniform(-20, 35), 1),
+                    "humidity": round(rng.uniform(10, 100), 1),
+                    "windSpeed": round(rng.uniform(0, 40), 1),
+                    "windDirection": rng.choice(DIRECTIONS),
+                    "precipitation": round(rng.uniform(0, 5), 1),
+                    "conditions": rng.choice(CONDITIONS),
+                    "deviceSeq": i,
+                    "schemaVersion": 1,
+                }
+            )
+            seq = sequence[partition]
+            sequence[partition] += 1
+            lines.append(
+                orjson.dumps(
+                    {
+                        "SequenceNumber": seq,
+                        "Offset": str(seq * 400),
+                        "EnqueuedTimeUtc": utc_text(enqueued),
+                        "SystemProperties": {},
+                        "Properties": {},
+                        "Body": body.decode(),
+                        "PartitionId": str(partition),
+                        "PartitionKey": None,
+                        "EventId": f"{prefix}-{i}",
+                        "IngestedTimeUtc": utc_text(enqueued),
+                    }
+                )
+            )
+        folder = bronze_dir(root / "bronze", "weather", enqueued)
+        folder.mkdir(parents=True, exist_ok=True)
+        last = sequence[partition] - 1
+        name = f"p{partition}-{last - n + 1:020d}-{last:020d}.jsonl"
+        (folder / name).write_bytes(b"\n".join(lines) + b"\n")
+
+
+class PeakMemory:
+    """Samples this process and its JVM child every 100 ms; keeps the peak of their summed RSS."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.wait(0.1):
+            total = me.memory_info().rss
+            for child in me.children(recursive=True):
+                with contextlib.suppress(psutil.Error):  # a worker can exit between list and read
+                    total += child.memory_info().rss
+            self.peak = max(self.peak, total)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def timed(work: object) -> tuple[float, object]:
+    started = time.perf_counter()
+    result = work()  # type: ignore[operator]
+    return time.perf_counter() - started, result
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_spark", description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    args = parser.parse_args(argv)
+    root = Path(tempfile.mkdtemp(prefix="bench-spark-"))
+    try:
+        started = time.perf_counter()
+        big = lake_at(root / "big")
+        write_bronze(root / "big", args.events, span=timedelta(days=2), seed=1, prefix="e")
+        print(f"wrote {args.events:,} bronze events in {time.perf_counter() - started:.1f}s (untimed)")
+
+        spark = local_spark_session(app_name="bench-spark")
+        quiet(spark)
+        warm = lake_at(root / "warm")
+        write_bronze(root / "warm", 2_000, span=timedelta(hours=1), seed=2, prefix="w")
+        spark.read.json(warm.bronze_path, recursiveFileLookup=True).count()
+        run_stream(spark, JobOptions(lake=warm, engine="local"))
+
+        baseline_s, rows = timed(lambda: spark.read.json(big.bronze_path, recursiveFileLookup=True).count())
+        with PeakMemory() as memory:
+            job_s, totals = timed(lambda: run_stream(spark, JobOptions(lake=big, engine="local")))
+        assert rows == args.events and totals["silver_inserted"] == args.events, (rows, totals)  # type: ignore[index]
+
+        # 1,000 late events: 10 in each of 100 old windows (2 locations x 50 windows).
+        late_root = root / "big"
+        late_start = START + timedelta(hours=6)
+        write_late(late_root, late_start)
+        late_s, late = timed(lambda: run_stream(spark, JobOptions(lake=big, engine="local")))
+        spark.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+    ratio = job_s / baseline_s
+    print(
+        f"baseline spark.read.json + count(): {baseline_s:6.1f}s  {args.events / baseline_s:>10,.0f} events/s"
+    )
+    print(f"full job bronze -> silver + gold : {job_s:6.1f}s  {args.events / job_s:>10,.0f} events/s")
+    windows = totals["gold_inserted"]  # type: ignore[index]
+    print(f"  ratio {ratio:.2f}x (target <= {TARGET_RATIO:.0f}x); gold windows written: {windows:,}")
+    print(f"  peak driver memory (Python + JVM RSS): {memory.peak / 2**20:,.0f} MiB")
+    print(
+        f"late micro-batch (1,000 events over 100 old windows): {late_s:.1f}s, "
+        f"{late['windows_recomputed']} windows recomputed, {late['gold_updated']} updated"  # type: ignore[index]
+    )
+    if ratio > TARGET_RATIO:
+        print(f"MISSED: full job took {ratio:.2f}x the baseline (target <= {TARGET_RATIO:.0f}x)")
+        return 1
+    return 0
+
+
+def write_late(root: Path, start: datetime) -> None:
+    """1,000 events, 10 per window, in 50 consecutive 5-minute windows of 2 locations, arriving now."""
+    rng = random.Random(3)
+    enqueued = datetime.now(UTC).replace(microsecond=0)
+    lines = []
+    for i in range(1_000):
+        window, location = divmod(i % 100, 2)
+        event_time = start + timedelta(minutes=5 * window, seconds=rng.randrange(300))
+        body = {
+            "eventId": f"late-{i}",
+            "deviceId": "dev-late",
+            "location": LOCATIONS[location],
+            "eventTime": utc_text(event_time),
+            "temperature": 1.0,
+            "humidity": 50.0,
+            "windSpeed": 1.0,
+            "windDirection": "N",
+            "precipitation": 0.0,
+            "conditions": "Clear",
+        }
+        lines.append(
+            orjson.dumps(
+                {
+                    "SequenceNumber": i,
+                    "Offset": str(i),
+                    "EnqueuedTimeUtc": utc_text(enqueued),
+                    "SystemProperties": {},
+                    "Properties": {},
+                    "Body": orjson.dumps(body).decode(),
+                    "PartitionId": "9",
+                    "PartitionKey": None,
+                    "EventId": f"late-{i}",
+                    "IngestedTimeUtc": utc_text(enqueued),
+                }
+            )
+        )
+    folder = bronze_dir(root / "bronze", "weather", enqueued)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "p9-00000000000000000000-00000000000000000999.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
