@@ -180,3 +180,18 @@ def test_status_line_reports_rate_and_lag_per_stage(tmp_path: Path) -> None:
     _jsonl(newer, [_bronze("e9")])
     os.utime(newer, (time.time() + 5, time.time() + 5))
     assert sample_lag(_settings(tmp_path)).spark_pending_files == 1
+
+
+def test_avro_bronze_files_are_counted_by_record(tmp_path: Path) -> None:
+    import fastavro
+
+    schema = fastavro.parse_schema(
+        {"type": "record", "name": "Bronze", "fields": [{"name": "EventId", "type": "string"}]}
+    )
+    part = tmp_path / "lake" / "bronze" / "weather" / "ingest_date=2026-11-22" / "hour=07"
+    part.mkdir(parents=True)
+    with (part / "p0-0-2.avro").open("wb") as fh:
+        fastavro.writer(fh, schema, [{"EventId": f"e{i}"} for i in range(3)])
+    counts = layers.count_layers(_settings(tmp_path))
+    assert (counts.bronze, counts.bronze_files) == (3, 1)
+    assert [r["EventId"] for r in layers.iter_records(part / "p0-0-2.avro")] == ["e0", "e1", "e2"]
