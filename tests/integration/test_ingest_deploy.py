@@ -6,6 +6,7 @@ import ast
 import fnmatch
 import importlib.metadata
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -40,13 +41,17 @@ def is_ignored(relative: Path, patterns: list[str]) -> bool:
 
 
 def published_files() -> list[Path]:
-    """The project files .funcignore lets through (what the publish would zip), git-ignored state aside."""
+    """The project files .funcignore lets through (what the publish would zip)."""
     patterns = funcignore_patterns()
     result = []
-    for path in PROJECT_ROOT.rglob("*"):
-        relative = path.relative_to(PROJECT_ROOT)
-        if path.is_file() and not is_ignored(relative, patterns) and relative.parts[0] != ".funcignore":
-            result.append(relative)
+    for folder, subfolders, files in os.walk(PROJECT_ROOT):
+        here = Path(folder).relative_to(PROJECT_ROOT)
+        # Prune ignored folders (node_modules, .venv, ...) instead of walking them.
+        subfolders[:] = [d for d in subfolders if not is_ignored(here / d, patterns)]
+        for name in files:
+            relative = here / name
+            if not is_ignored(relative, patterns) and relative != Path(".funcignore"):
+                result.append(relative)
     return result
 
 
