@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import threading
 from typing import Any
 
@@ -33,6 +34,8 @@ def register(subparsers: Any) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     settings = load_settings()
+    if shutil.which("java") is None:  # Spark would fail later with a long JVM-launch traceback
+        raise UserError("Java 17 is needed for local Spark: install a JDK 17 and put `java` on PATH")
     console = Console(stderr=True)
     if args.once:
         with orchestrate.new_progress() as progress:

@@ -84,3 +84,17 @@ def test_demo_runs_every_stage_in_a_new_folder_and_writes_the_report(tmp_path: P
     assert counts["quarantine"] > 0
     assert 0 < counts["silver"] <= counts["bronze"]
     assert counts["gold"] == counts["sql"] > 0
+
+
+def test_run_without_java_says_so_in_one_sentence_and_fails(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    (tmp_path / "bin").mkdir()
+    env["PATH"] = str(tmp_path / "bin")
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "run", "--once"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "error: Java 17 is needed for local Spark: install a JDK 17 and put `java` on PATH"
+    )
