@@ -111,6 +111,9 @@ def app_functions(app: Any) -> list[Any]:
     cached = _INDEXED.get(id(app))
     if cached is not None and cached[0] is app:
         return cached[1]
+    # Reset before (someone else may have indexed this app) and after (for the next caller).
+    if hasattr(app, "functions_bindings"):
+        app.functions_bindings = None
     with _quiet_auth_level_warning():
         functions = list(app.get_functions())
     if hasattr(app, "functions_bindings"):

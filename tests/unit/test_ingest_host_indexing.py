@@ -130,3 +130,11 @@ def test_project_app_indexes_an_event_hub_and_a_timer_function(settings) -> None
 
     assert [f.name for f in host.event_hub_functions] == ["ingest"]
     assert all(f.binding["schedule"] == "*/10 * * * * *" for f in host.timer_functions)
+
+
+def test_an_app_indexed_elsewhere_first_still_indexes_and_can_be_indexed_again(settings) -> None:  # type: ignore[no-untyped-def]
+    app = event_hub_app()
+    app.get_functions()  # e.g. other local tooling looked at the app first
+
+    assert [s.name for s in index_app(app, settings)] == ["eh"]
+    assert [f.get_function_name() for f in app.get_functions()] == ["eh"]
