@@ -147,8 +147,12 @@ def string_map(values: Mapping[str, Any] | None) -> dict[str, str]:
     """Render property values as strings: text as is, bytes as UTF-8, anything else as JSON."""
     if not values:
         return {}
-    if type(values) is dict and all(type(k) is str and type(v) is str for k, v in values.items()):
-        return values  # already strings (the usual case): no copy
+    if type(values) is dict:
+        for value in values.values():
+            if type(value) is not str:
+                break
+        else:
+            return values  # already strings (the usual case, e.g. from JSON): no copy
     rendered: dict[str, str] = {}
     for key, value in values.items():
         if isinstance(value, str):
