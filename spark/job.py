@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -228,13 +229,22 @@ def run_stream(
         else:
             while query.isActive and not (stop and stop.wait(0.5)):
                 pass
-            if query.isActive:
-                query.stop()
+            _stop_between_batches(query)
             query.awaitTermination()
     finally:
         if query.isActive:
             query.stop()
     return totals.as_dict()
+
+
+def _stop_between_batches(query: Any, patience_seconds: float = 120.0) -> None:
+    """Stop the query once its current micro-batch is done (stopping mid-batch is safe, since the
+    batch replays idempotently, but wastes its work and logs an interruption)."""
+    deadline = time.monotonic() + patience_seconds
+    while query.isActive and query.status.get("isTriggerActive") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if query.isActive:
+        query.stop()
 
 
 # ---------------------------------------------------------------------------------------------

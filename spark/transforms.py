@@ -44,6 +44,15 @@ def _typed_body_schema() -> str:
 # depends on which tier decided it.
 
 
+def _all(conditions: list[Column]) -> Column:
+    """AND of the conditions as a balanced tree: a long left-deep chain can overflow the stack of
+    Spark's stream execution thread when Catalyst walks it."""
+    if len(conditions) == 1:
+        return conditions[0]
+    middle = len(conditions) // 2
+    return _all(conditions[:middle]) & _all(conditions[middle:])
+
+
 def _typed(rule: FieldRule) -> Column:
     return F.col("_event")[rule.name]
 
@@ -71,27 +80,27 @@ def _fast_field_ok(body: Column, rule: FieldRule) -> Column:
 
 
 def _fast_value_ok(body: Column, rule: FieldRule, value: Column) -> Column:
-    ok = value.isNotNull()
+    ok = [value.isNotNull()]
     if rule.type == "string":
-        ok = ok & _raw_has_string_value(body, rule, value)
+        ok.append(_raw_has_string_value(body, rule, value))
         if rule.format == "date-time":
-            ok = ok & F.try_to_timestamp(value).isNotNull()
+            ok.append(F.try_to_timestamp(value).isNotNull())
         if rule.min_length is not None:
-            ok = ok & (F.char_length(value) >= rule.min_length)
+            ok.append(F.char_length(value) >= rule.min_length)
         if rule.max_length is not None:
-            ok = ok & (F.char_length(value) <= rule.max_length)
+            ok.append(F.char_length(value) <= rule.max_length)
         if rule.enum is not None:
-            ok = ok & value.isin(*rule.enum)
+            ok.append(value.isin(*rule.enum))
         if rule.pattern is not None:
-            ok = ok & value.rlike(rule.pattern)
-        return ok
+            ok.append(value.rlike(rule.pattern))
+        return _all(ok)
     if rule.type == "number":
-        ok = ok & ~F.isnan(value) & (F.abs(value) != F.lit(float("inf")))
+        ok += [~F.isnan(value), F.abs(value) != F.lit(float("inf"))]
     if rule.minimum is not None:
-        ok = ok & (value >= rule.minimum)
+        ok.append(value >= rule.minimum)
     if rule.maximum is not None:
-        ok = ok & (value <= rule.maximum)
-    return ok
+        ok.append(value <= rule.maximum)
+    return _all(ok)
 
 
 def _is_future(event_time: Column) -> Column:
@@ -104,17 +113,18 @@ def _is_future(event_time: Column) -> Column:
 
 def _fast_valid(bronze: DataFrame) -> Column:
     body = _body_text(bronze)
-    ok = F.col(BODY_COLUMN).isNotNull() & (F.octet_length(F.col(BODY_COLUMN)) <= MAX_BODY_BYTES)
+    ok = [F.col(BODY_COLUMN).isNotNull(), F.octet_length(F.col(BODY_COLUMN)) <= MAX_BODY_BYTES]
     if CORRUPT_RECORD_COLUMN in bronze.columns:
-        ok = ok & F.col(CORRUPT_RECORD_COLUMN).isNull()
+        ok.append(F.col(CORRUPT_RECORD_COLUMN).isNull())
     if isinstance(bronze.schema[BODY_COLUMN].dataType, T.BinaryType):
-        ok = ok & F.is_valid_utf8(F.col(BODY_COLUMN))
+        ok.append(F.is_valid_utf8(F.col(BODY_COLUMN)))
     # Nested objects or arrays could hide a look-alike key; leave those bodies to the exact tier.
-    ok = ok & F.col("_event").isNotNull() & (F.instr(F.substring(body, 2, MAX_BODY_BYTES), "{") == 0)
-    ok = ok & (F.instr(body, "[") == 0)
-    for rule in FIELDS:
-        ok = ok & _fast_field_ok(body, rule)
-    return ok & ~_is_future(F.try_to_timestamp(_typed(_TIME_RULE)))
+    ok.append(F.col("_event").isNotNull())
+    ok.append(F.instr(F.substring(body, 2, MAX_BODY_BYTES), "{") == 0)
+    ok.append(F.instr(body, "[") == 0)
+    ok += [_fast_field_ok(body, rule) for rule in FIELDS]
+    ok.append(~_is_future(F.try_to_timestamp(_typed(_TIME_RULE))))
+    return _all(ok)
 
 
 # --- exact tier ----------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ the code under test.
 from __future__ import annotations
 
 import random
+import threading
+import time
 from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 
 import pytest
 from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
 from pyspark.errors import StreamingQueryException
 
 from spark.engine import LakeConfig, LocalEngine
@@ -126,6 +129,14 @@ def gold(lake: LakeConfig, with_updated_at: bool = False) -> dict[tuple[str, dat
 
 def silver_ids(lake: LakeConfig) -> list[str]:
     return sorted(DeltaTable(lake.silver_table).to_pyarrow_table(columns=["event_id"]).column(0).to_pylist())
+
+
+def silver_count(lake: LakeConfig) -> int:
+    """Rows in silver, or 0 while the job has not created the table yet."""
+    try:
+        return len(silver_ids(lake))
+    except TableNotFoundError:
+        return 0
 
 
 def versions(lake: LakeConfig) -> tuple[int, int, int]:
@@ -252,3 +263,27 @@ def test_reprocessing_equals_streaming_and_a_rerun_changes_nothing(spark: Any, t
 
     assert gold(rebuilt) == gold(streamed) == oracle_gold([*day_one, *day_two, late])
     assert silver_ids(rebuilt) == silver_ids(streamed)
+
+
+def test_a_processing_time_trigger_keeps_picking_up_files_until_stopped(spark: Any, tmp_path: Path) -> None:
+    lake = make_lake(tmp_path, "jsonl")
+    bodies = events(20, DAY, seed=8, prefix="h")
+    stop = threading.Event()
+    result: dict[str, Any] = {}
+    options = JobOptions(lake=lake, window_minutes=WINDOW, trigger_seconds=1, engine="local")
+    runner = threading.Thread(target=lambda: result.update(run_stream(spark, options, stop=stop)))
+    runner.start()
+    try:
+        write(lake, bodies[:10], "0", 0, DAY + timedelta(minutes=31))
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and silver_count(lake) < 10:
+            time.sleep(0.5)
+        write(lake, bodies[10:], "0", 10, DAY + timedelta(minutes=32))
+        while time.monotonic() < deadline and silver_count(lake) < 20:
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        runner.join(timeout=120)
+    assert not runner.is_alive()
+    assert result["batches"] >= 2 and result["silver_inserted"] == 20
+    assert gold(lake) == oracle_gold(bodies)

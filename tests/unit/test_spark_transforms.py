@@ -197,6 +197,10 @@ BAD_BODIES: list[bytes] = [
     json.dumps({**weather_body("Oslo", T0), "temperature": True}).encode(),
     b'{"eventId": "x", "temperature": 1',
     b"[1, 2, 3]",
+    # A number under a string field, with the same text elsewhere as a real string.
+    json.dumps({**weather_body("Oslo", T0), "location": 12, "deviceId": "12"}).encode(),
+    json.dumps({**weather_body("Oslo", T0), "deviceSeq": None}).encode(),
+    json.dumps({**weather_body("Oslo", T0), "conditions": {"sky": "clear"}}).encode(),
 ]
 
 
@@ -210,6 +214,39 @@ def test_bodies_that_fail_the_contract_are_rejected_with_the_contracts_own_reaso
     assert all(row.reasons for row in expected)  # every case really is invalid per the contract
     assert valid.count() == 0
     assertDataFrameEqual(rejected.select("sequence_number", "reasons"), expected)
+
+
+def test_valid_bodies_in_unusual_spellings_are_valid_and_parse_the_same(spark: Any) -> None:
+    spaced_ascii = weather_body(
+        "Tromsø", T0, event_id="spaced", conditions='Snow "heavy"', station={"h": [1]}
+    )
+    bodies = [
+        json.dumps(spaced_ascii).encode(),  # ", " and ": " separators, \u escapes, nested extra field
+        json.dumps(spaced_ascii, ensure_ascii=False, separators=(",", ":"))
+        .replace("spaced", "compact")
+        .encode(),
+    ]
+    assert all(validate_event(body, T0).valid for body in bodies)
+    records = [record(body, seq=i) for i, body in enumerate(bodies)]
+    valid, rejected = bronze_to_silver(bronze_rows(spark, records), PROCESSED)
+    assert rejected.count() == 0
+    assertDataFrameEqual(
+        valid.select("event_id", "location", "conditions", "_rescued_data"),
+        [
+            Row(
+                event_id="spaced",
+                location="Tromsø",
+                conditions='Snow "heavy"',
+                _rescued_data='{"station":{"h":[1]}}',
+            ),
+            Row(
+                event_id="compact",
+                location="Tromsø",
+                conditions='Snow "heavy"',
+                _rescued_data='{"station":{"h":[1]}}',
+            ),
+        ],
+    )
 
 
 def test_malformed_bronze_lines_are_kept_in_quarantine_not_dropped(spark: Any) -> None:

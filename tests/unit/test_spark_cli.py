@@ -1,0 +1,64 @@
+"""The `spark` and `reprocess` commands and the runner's settings mapping (no Spark started)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import UserError
+from pipeline.commands import reprocess as reprocess_command
+from pipeline.commands import spark as spark_command
+from pipeline.spark_runner import lake_config
+from settings import load_settings
+
+
+def parser_with(module: object) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser()
+    module.register(parser.add_subparsers(dest="command"))  # type: ignore[attr-defined]
+    return parser
+
+
+def test_spark_command_parses_available_now_and_json() -> None:
+    args = parser_with(spark_command).parse_args(["spark", "--available-now", "--json"])
+    assert (args.available_now, args.json, args.handler) == (True, True, spark_command.handle)
+
+
+def test_reprocess_command_reads_the_date_range() -> None:
+    args = parser_with(reprocess_command).parse_args(
+        ["reprocess", "--from", "2026-11-20", "--to", "2026-11-22"]
+    )
+    assert (str(args.start), str(args.end)) == ("2026-11-20", "2026-11-22")
+
+
+def test_reprocess_command_rejects_a_date_that_is_not_iso(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parser_with(reprocess_command).parse_args(["reprocess", "--from", "20/11/2026", "--to", "2026-11-22"])
+    assert "expected a date as YYYY-MM-DD" in capsys.readouterr().err
+
+
+def test_reprocess_command_refuses_a_range_that_ends_before_it_starts() -> None:
+    args = parser_with(reprocess_command).parse_args(
+        ["reprocess", "--from", "2026-11-22", "--to", "2026-11-20"]
+    )
+    with pytest.raises(UserError, match="before --from"):
+        args.handler(args)
+
+
+def test_runner_takes_lake_paths_and_format_from_settings(tmp_path: Path) -> None:
+    settings = load_settings(
+        {
+            "PIPELINE_HOME": str(tmp_path),
+            "BRONZE_FORMAT": "avro",
+            "BRONZE_STREAM": "s1",
+            "GOLD_TABLE_URI": "/x/gold",
+        },
+        local_settings_file=tmp_path / "none.json",
+    )
+    lake = lake_config(settings)
+    assert lake.bronze_path == str(tmp_path / "lake" / "bronze" / "s1")
+    assert lake.bronze_format == "avro"
+    assert lake.gold_table == "/x/gold"
+    assert lake.silver_table == str(tmp_path / "lake" / "silver" / "weather")
+    assert lake.checkpoint == str(tmp_path / "lake" / "_checkpoints" / "weather")
