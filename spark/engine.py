@@ -40,7 +40,8 @@ from spark.schemas import (
 
 BRONZE_FORMATS = ("jsonl", "jsonl.gz", "avro")
 _AVRO_SOURCE = "weather_bronze_avro"  # spark.avro_source.FORMAT_NAME, registered in prepare()
-_QUARANTINE_KEY = [SOURCE_FILE_COLUMN, "partition_id", "sequence_number"]
+# A malformed bronze line has no partition or sequence number: the kept text tells lines apart.
+_QUARANTINE_KEY = [SOURCE_FILE_COLUMN, "partition_id", "sequence_number", "body"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,10 @@ def _on(columns: Iterable[str]) -> str:
     return " AND ".join(f"t.{c} = s.{c}" for c in columns)
 
 
+def _on_null_safe(columns: Iterable[str]) -> str:
+    return " AND ".join(f"(t.{c} IS NOT DISTINCT FROM s.{c})" for c in columns)
+
+
 class DeltaEngine(ABC):
     """The port the job and reprocessing talk to."""
 
@@ -120,7 +125,7 @@ class DeltaEngine(ABC):
 
     @abstractmethod
     def append_quarantine(self, rows: DataFrame, txn: Txn | None) -> WriteResult:
-        """Insert rejected rows not already quarantined (keyed by file, partition, sequence)."""
+        """Insert rejected rows not already quarantined (keyed by file, partition, sequence, text)."""
 
     @abstractmethod
     def merge_gold(
@@ -291,7 +296,7 @@ class LocalEngine(DeltaEngine):
         metrics = (
             table.merge(
                 data,
-                predicate=_on(_QUARANTINE_KEY),
+                predicate=_on_null_safe(_QUARANTINE_KEY),
                 source_alias="s",
                 target_alias="t",
                 commit_properties=self._commit(txn),
@@ -463,7 +468,9 @@ class DatabricksEngine(DeltaEngine):
 
     def append_quarantine(self, rows: DataFrame, txn: Txn | None) -> WriteResult:
         merger = (
-            self._delta(self.lake.quarantine_table).alias("t").merge(rows.alias("s"), _on(_QUARANTINE_KEY))
+            self._delta(self.lake.quarantine_table)
+            .alias("t")
+            .merge(rows.alias("s"), _on_null_safe(_QUARANTINE_KEY))
         )
         return self._run(merger.whenNotMatchedInsertAll(), txn)
 

@@ -172,6 +172,13 @@ def _body_text(bronze: DataFrame) -> Column:
     return F.col(BODY_COLUMN).cast("string")
 
 
+def _kept_text(bronze: DataFrame) -> Column:
+    """What quarantine keeps: the body, or the raw line when the bronze line itself was malformed."""
+    if CORRUPT_RECORD_COLUMN in bronze.columns:
+        return F.coalesce(_body_text(bronze), F.col(CORRUPT_RECORD_COLUMN))
+    return _body_text(bronze)
+
+
 def _exact_reasons(bronze: DataFrame) -> Column:
     """Every reason code for one bronze row, as an array (empty when the event is valid)."""
     body = F.col(BODY_COLUMN)
@@ -237,7 +244,7 @@ def check_bronze(bronze: DataFrame, processed_at: datetime) -> DataFrame:
         F.col(SOURCE_FILE_COLUMN),
         F.col("_processed_at").alias("processed_at"),
         reasons.alias("_reasons"),
-        _body_text(bronze).alias("_body_text"),
+        _kept_text(bronze).alias("_body_text"),
         F.col("EventId").alias("_envelope_event_id"),
     )
 

@@ -238,7 +238,18 @@ def test_reprocessing_equals_streaming_and_a_rerun_changes_nothing(spark: Any, t
     seq = write(streamed, day_one, "0", 0, DAY + timedelta(minutes=31))
     stream(spark, streamed)
     write(streamed, [*day_two, late, day_one[0]], "0", seq, DAY + timedelta(days=1, minutes=31))
+    torn = (
+        Path(streamed.bronze_path)
+        / "ingest_date=2026-11-21"
+        / "hour=10"
+        / "p5-00000000000000000000-00000000000000000001.jsonl"
+    )
+    torn.write_text('{"SequenceNumber": 0, "Body": "{}"}\n{"SequenceNumber": 1, "Bo\n')
     stream(spark, streamed)
+    quarantined = (
+        DeltaTable(streamed.quarantine_table).to_pyarrow_table(columns=["reasons", "body"]).to_pylist()
+    )
+    assert sorted(q["body"] for q in quarantined) == ['{"SequenceNumber": 1, "Bo', "{}"]
     streamed_gold = gold(streamed, with_updated_at=True)
     streamed_silver = DeltaTable(streamed.silver_table).to_pyarrow_table().sort_by("event_id")
 
@@ -251,6 +262,9 @@ def test_reprocessing_equals_streaming_and_a_rerun_changes_nothing(spark: Any, t
     assert (counts["gold_inserted"], counts["gold_updated"], counts["gold_deleted"]) == (0, 0, 0)
     assert gold(streamed, with_updated_at=True) == streamed_gold
     assert DeltaTable(streamed.silver_table).to_pyarrow_table().sort_by("event_id") == streamed_silver
+    assert (
+        counts["quarantined"] == 0 and DeltaTable(streamed.quarantine_table).to_pyarrow_table().num_rows == 2
+    )
 
     rebuilt = make_lake(tmp_path / "rebuilt", "jsonl")
     for path in Path(streamed.bronze_path).rglob("*.jsonl"):

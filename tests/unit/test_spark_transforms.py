@@ -276,7 +276,7 @@ def test_malformed_bronze_lines_are_kept_in_quarantine_not_dropped(spark: Any) -
         rejected.select("sequence_number", "reasons", "body"),
         [
             Row(sequence_number=2, reasons=["bronze_malformed"], body=None),
-            Row(sequence_number=None, reasons=["bronze_malformed"], body=None),
+            Row(sequence_number=None, reasons=["bronze_malformed"], body='{"SequenceNumber": 3, "Body": '),
         ],
     )
 
