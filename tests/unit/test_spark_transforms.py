@@ -36,8 +36,8 @@ def assertDataFrameEqual(actual: Any, expected: Any) -> None:
     )
 
 
-def bronze_rows(spark: Any, records: list[dict[str, Any]], corrupt: list[str] = ()) -> Any:  # type: ignore[assignment]
-    rows = [
+def bronze_rows(spark: Any, records: list[dict[str, Any]], corrupt: tuple[str, ...] = ()) -> Any:
+    rows: list[tuple[Any, ...]] = [
         (
             r["SequenceNumber"],
             r["Offset"],
@@ -169,7 +169,7 @@ def test_valid_body_becomes_one_typed_silver_row_with_its_metadata(spark: Any) -
 def test_unknown_body_fields_are_kept_in_rescued_data_as_json(spark: Any) -> None:
     body = weather_body("Oslo", T0, event_id="e-1", firmware="2.1", sensor={"kind": "bme280", "ids": [1, 2]})
     valid, _ = bronze_to_silver(bronze_rows(spark, [record(body)]), PROCESSED)
-    rescued = valid.select("_rescued_data").first()[0]
+    (rescued,) = valid.select("_rescued_data").collect()[0]
     assert json.loads(rescued) == {"firmware": "2.1", "sensor": {"kind": "bme280", "ids": [1, 2]}}
 
 
@@ -251,9 +251,9 @@ def test_valid_bodies_in_unusual_spellings_are_valid_and_parse_the_same(spark: A
 
 def test_malformed_bronze_lines_are_kept_in_quarantine_not_dropped(spark: Any) -> None:
     good = record(weather_body("Oslo", T0, event_id="ok"), seq=1)
-    frame = bronze_rows(spark, [good], corrupt=['{"SequenceNumber": 3, "Body": '])
+    frame = bronze_rows(spark, [good], corrupt=('{"SequenceNumber": 3, "Body": ',))
     # An envelope that parsed but has no Body (a writer bug) is malformed too.
-    no_body = [
+    no_body: list[tuple[Any, ...]] = [
         (
             2,
             "2",
@@ -283,7 +283,7 @@ def test_malformed_bronze_lines_are_kept_in_quarantine_not_dropped(spark: Any) -
 
 def test_avro_bodies_as_bytes_parse_the_same_as_json_lines_and_bad_utf8_is_rejected(spark: Any) -> None:
     body = json.dumps(weather_body("Oslo", T0, event_id="e-1")).encode()
-    rows = [
+    rows: list[tuple[Any, ...]] = [
         (0, "0", "2026-11-22T07:00:00.000Z", {}, {}, body, "0", None, "e-1", "2026-11-22T07:00:01.000Z", "f"),
         (
             1,
