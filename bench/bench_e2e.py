@@ -2,9 +2,11 @@
 
 Runs `python -m pipeline run` (host ingesting, Spark on a 10 s processing-time trigger, the sync
 timer every 15 s) in a temporary PIPELINE_HOME while `python -m producer` sends at 1,000 events/s
-for 2 minutes; then waits until SQL has caught up, stops the run with Ctrl-C (SIGINT) and reads
-freshness as docs/architecture.md defines it. Same-run baselines: how long each earlier stage
-took for the same events (enqueue → bronze, enqueue → silver), and the schedule's own floor.
+for 2 minutes, after a warm-up of 200 events has gone all the way to SQL (so the figures are the
+steady state; the cold start is printed on its own); then waits until SQL has caught up, stops
+the run with Ctrl-C (SIGINT) and reads freshness as docs/architecture.md defines it. Same-run
+baselines: how long each earlier stage took for the same events (enqueue → bronze, enqueue →
+silver), and the schedule's own floor.
 
 Targets: p95 ≤ 60 s; nothing lost (SQL event_count total == events produced, all valid and
 unique); the run stops cleanly (exit 0). Exit 1 if any is missed.
@@ -19,7 +21,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pipeline import layers
 from pipeline.orchestrate import LOCATION_OVERRIDES
@@ -31,6 +35,14 @@ TRIGGER_SECONDS = 10
 SYNC_SECONDS = 15
 TARGET_P95 = 60.0
 CATCH_UP_TIMEOUT = 240
+WARM_UP_EVENTS = 200
+
+
+def _produce(env: dict[str, str], log: Any, *args: str) -> int:
+    command = [sys.executable, "-m", "producer", "--target", "local", "--quiet", *args]
+    return subprocess.run(
+        command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log
+    ).returncode
 
 
 def _sql_total(settings: Settings) -> int:
@@ -39,19 +51,19 @@ def _sql_total(settings: Settings) -> int:
     return sum(int(r["event_count"]) for r in rows)
 
 
-def _stage_latencies(settings: Settings) -> tuple[list[float], list[float]]:
+def _stage_latencies(settings: Settings, since: datetime) -> tuple[list[float], list[float]]:
     """Same-run baselines: enqueue → ingested into bronze, enqueue → processed into silver."""
     to_bronze = []
     for path in layers.lake_files(settings, settings.bronze_container):
         for record in layers.iter_records(path):
             enqueued = layers.parse_utc(record["EnqueuedTimeUtc"])
             ingested = layers.parse_utc(record["IngestedTimeUtc"])
-            if enqueued and ingested:
+            if enqueued and ingested and enqueued >= since:
                 to_bronze.append((ingested - enqueued).total_seconds())
     to_silver = []
     for row in layers.read_delta(settings.silver_table_uri, ["enqueued_time", "processed_at"]):
         enqueued, processed = layers.parse_utc(row["enqueued_time"]), layers.parse_utc(row["processed_at"])
-        if enqueued and processed:
+        if enqueued and processed and enqueued >= since:
             to_silver.append((processed - enqueued).total_seconds())
     return to_bronze, to_silver
 
@@ -82,17 +94,26 @@ def main() -> int:
     pipeline = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "run"], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log
     )
+    load_start = datetime.now(UTC)
+    warm_up_seconds: float | None = None
+    produced = 0
     try:
-        time.sleep(5)  # let the host and the Spark session come up before the load starts
-        producer = subprocess.run(
-            [sys.executable, "-m", "producer", "--target", "local", "--rate", str(RATE),
-             "--duration", str(DURATION), "--seed", "7"],
-            cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log,
-        )  # fmt: skip
-        if producer.returncode != 0:
-            failures.append(f"producer exited {producer.returncode}")
+        # Warm-up: a few events through every stage first, so the figures are the steady state
+        # and not the JVM's and Spark's first-batch start-up (reported on its own line below).
+        started = time.monotonic()
+        _produce(env, log, "--count", str(WARM_UP_EVENTS))
+        while _sql_total(settings) < WARM_UP_EVENTS and time.monotonic() - started < CATCH_UP_TIMEOUT:
+            if pipeline.poll() is not None:
+                break
+            time.sleep(0.5)
+        warm_up_seconds = time.monotonic() - started
+
+        load_start = datetime.now(UTC)
+        if _produce(env, log, "--rate", str(RATE), "--duration", str(DURATION), "--seed", "7") != 0:
+            failures.append("the producer failed (see run.log)")
         produced, _ = layers.hub_counts(settings)
-        print(f"produced {produced:,} events ({produced / DURATION:,.0f}/s achieved)")
+        steady = produced - WARM_UP_EVENTS
+        print(f"produced {steady:,} events at {steady / DURATION:,.0f}/s (+{WARM_UP_EVENTS} warm-up events)")
 
         deadline = time.monotonic() + CATCH_UP_TIMEOUT
         in_sql = _sql_total(settings)
@@ -115,14 +136,18 @@ def main() -> int:
         failures.append(f"`pipeline run` exited {pipeline.returncode} after Ctrl-C")
 
     in_sql = _sql_total(settings)
-    freshness = layers.freshness_seconds(settings)
-    to_bronze, to_silver = _stage_latencies(settings)
+    visibility = layers.sql_visibility(settings)
+    freshness = [(v - e).total_seconds() for e, v in visibility if e >= load_start]
+    cold = [(v - e).total_seconds() for e, v in visibility if e < load_start]
+    to_bronze, to_silver = _stage_latencies(settings, load_start)
     p95 = layers.percentile(freshness, 95)
     verdict = "nothing lost" if in_sql == produced else "MISMATCH"
     print(f"SQL event_count total   {in_sql:,} (produced {produced:,}: {verdict})")
     print(f"enqueue → bronze        {_fmt(to_bronze)}   (baseline: ingest only)")
     print(f"enqueue → silver        {_fmt(to_silver)}   (baseline: ingest + Spark trigger)")
     print(f"enqueue → SQL           {_fmt(freshness)}   target p95 ≤ {TARGET_P95:.0f} s")
+    warm = "not reached" if warm_up_seconds is None else f"{warm_up_seconds:.1f} s"
+    print(f"cold start              first {WARM_UP_EVENTS} events in SQL after {warm} (not in the target)")
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"machine load average    {load} (1/5/15 min) on {os.cpu_count()} cores: other work slows Spark")
     floor = TRIGGER_SECONDS + SYNC_SECONDS
@@ -131,8 +156,8 @@ def main() -> int:
         failures.append(f"SQL totals {in_sql:,} != produced {produced:,}")
     if p95 is None or p95 > TARGET_P95:
         failures.append(f"p95 freshness {p95} s misses the {TARGET_P95:.0f} s target")
-    if len(freshness) != produced:
-        failures.append(f"freshness known for {len(freshness):,} of {produced:,} events")
+    if len(freshness) + len(cold) != produced:
+        failures.append(f"freshness known for {len(freshness) + len(cold):,} of {produced:,} events")
     for failure in failures:
         print(f"MISSED: {failure}")
     if not failures:

@@ -53,7 +53,9 @@ def handle(args: argparse.Namespace) -> int:
     )
     with console.status("starting…") as live:
         try:
-            failures = orchestrate.run_continuous(settings, stop, on_line=live.update)
+            # The status line is for people: without a terminal, spare the pipeline the sampling.
+            on_line = live.update if console.is_terminal else None
+            failures = orchestrate.run_continuous(settings, stop, on_line=on_line)
         except KeyboardInterrupt:
             # run_continuous's finally has already stopped and joined every stage.
             console.print("stopped: every stage finished its current batch")
