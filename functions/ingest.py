@@ -16,9 +16,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
+from itertools import chain
+from operator import methodcaller
 from typing import Any
 
 import azure.functions as func
+import orjson
 
 from functions.bronze import QUARANTINE_FORMAT, encode_bronze, encode_quarantine, file_name
 from functions.ingest_core import (
@@ -47,6 +50,10 @@ _PROMOTED = frozenset(
         "x-opt-partition-key",
     }
 )
+
+# The trigger metadata entries the handler reads (see trigger_metadata).
+_METADATA_READ = ("SystemPropertiesArray", "PropertiesArray", "PartitionContext")
+_MISSING = object()
 
 bp = func.Blueprint()
 
@@ -199,7 +206,7 @@ def columns_from_trigger(events: Sequence[func.EventHubEvent]) -> tuple[str | No
     """
     if not events:
         return None, None
-    metadata = events[0].metadata or {}  # shared by every event of a many-cardinality batch
+    metadata = trigger_metadata(events[0])  # shared by every event of a many-cardinality batch
     system_array = _list_of_dicts(metadata.get("SystemPropertiesArray"), len(events))
     properties_array = _list_of_dicts(metadata.get("PropertiesArray"), len(events))
     partition_id = partition_id_from_metadata(metadata, system_array)
@@ -211,38 +218,83 @@ def columns_from_trigger(events: Sequence[func.EventHubEvent]) -> tuple[str | No
     keys = [e.partition_key for e in events]
     if any(type(b) is not bytes for b in bodies):
         bodies = [b if type(b) is bytes else bytes(b or b"") for b in bodies]
-    if None in numbers or any(type(n) is not int for n in numbers):
+    # Each check below is one C-level pass over a column; the per-event fallbacks rarely run.
+    if set(map(type, numbers)) != {int}:
         numbers = [
             _int_or(n if n is not None else s.get("SequenceNumber"), UNKNOWN_SEQUENCE_NUMBER)
             for n, s in zip(numbers, system_array, strict=True)
         ]
-    offsets = [
-        o if type(o) is str else _offset_text(o, s) for o, s in zip(offsets, system_array, strict=True)
-    ]
+    offset_types = set(map(type, offsets))
+    if offset_types == {int}:  # what the worker passes
+        offsets = list(map(str, offsets))
+    elif offset_types != {str}:
+        offsets = [
+            o if type(o) is str else _offset_text(o, s) for o, s in zip(offsets, system_array, strict=True)
+        ]
     if None in times:
         times = [
             t or _parse_time(s.get("EnqueuedTimeUtc")) or datetime.now(UTC)
             for t, s in zip(times, system_array, strict=True)
         ]
     if None in keys:
-        keys = [
-            k if k is not None or s.get("PartitionKey") is None else str(s["PartitionKey"])
-            for k, s in zip(keys, system_array, strict=True)
+        system_keys = list(map(methodcaller("get", "PartitionKey"), system_array))
+        if system_keys.count(None) != len(system_keys):
+            keys = [
+                k if k is not None or sk is None else str(sk) for k, sk in zip(keys, system_keys, strict=True)
+            ]
+    if set().union(*system_array) <= _PROMOTED:  # no other system properties in the whole batch
+        others: list[Mapping[str, str]] = [{} for _ in system_array]
+    else:
+        others = [
+            {} if s.keys() <= _PROMOTED else string_map({k: v for k, v in s.items() if k not in _PROMOTED})
+            for s in system_array
         ]
-    others = [
-        {} if s.keys() <= _PROMOTED else string_map({k: v for k, v in s.items() if k not in _PROMOTED})
-        for s in system_array
-    ]
+    values = chain.from_iterable(map(methodcaller("values"), properties_array))
+    if set(map(type, properties_array)) <= {dict} and set(map(type, values)) <= {str}:
+        properties: list[Mapping[str, str]] = (
+            properties_array  # all strings already, as string_map keeps them
+        )
+    else:
+        properties = [string_map(p) for p in properties_array]
     columns = EventColumns(
         bodies=bodies,
         sequence_numbers=numbers,
         offsets=offsets,
         enqueued_times=times,
         partition_keys=keys,
-        properties=[string_map(p) for p in properties_array],
+        properties=properties,
         system_properties=others,
     )
     return partition_id, columns
+
+
+def trigger_metadata(event: func.EventHubEvent) -> Mapping[str, Any]:
+    """The batch's trigger metadata as Python values: only the entries the handler reads.
+
+    ``EventHubEvent.metadata`` decodes every entry, including the four per-event arrays this
+    handler never reads (together about as costly as validating the batch). This decodes only
+    ``SystemPropertiesArray``, ``PropertiesArray`` and ``PartitionContext``, with orjson as the
+    library does (anything orjson refuses goes to the library's own decoding, which then fails
+    the same way ``metadata`` would). It reads the event's raw metadata from azure-functions'
+    private attribute; should that attribute ever go, it falls back to ``metadata`` (same
+    values, slower).
+    """
+    raw = getattr(event, "_EventHubEvent__trigger_metadata", _MISSING)
+    if raw is _MISSING or (raw is not None and not isinstance(raw, Mapping)):
+        return event.metadata or {}
+    values: dict[str, Any] = {}
+    for name in _METADATA_READ:
+        datum = (raw or {}).get(name)
+        if datum is None:
+            continue
+        if getattr(datum, "type", None) == "json" and isinstance(datum.value, str | bytes):
+            try:
+                values[name] = orjson.loads(datum.value)
+                continue
+            except orjson.JSONDecodeError:
+                pass
+        values[name] = datum.python_value
+    return values
 
 
 def _offset_text(offset: Any, system: Mapping[str, Any]) -> str:

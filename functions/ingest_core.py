@@ -14,14 +14,16 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 
 import orjson
 
-from contract import validate_event
+from contract import validate_batch
 
 UNKNOWN_SEQUENCE_NUMBER = -1
+# ".000Z" to ".999Z": the millisecond tails of RFC 3339 times (see BatchTimeFormatter).
+_MILLISECOND_TAILS = tuple(f".{ms:03d}Z" for ms in range(1000))
 # Partition ids go into file names: anything but these characters makes the id "unknown".
 _SAFE_PARTITION_ID = re.compile(r"^[A-Za-z0-9_]{1,32}$")
 
@@ -195,6 +197,33 @@ def batch_folder(stream: str, first_enqueued: datetime) -> str:
     return f"{stream}/ingest_date={moment:%Y-%m-%d}/hour={moment:%H}"
 
 
+class BatchTimeFormatter:
+    """:func:`rfc3339_ms` for the many close-together UTC times of one batch, about 3x faster.
+
+    The date-and-seconds part is formatted once per distinct second (a batch spans a few), from
+    the offset to the batch's first second; only the millisecond tail differs per event.
+    """
+
+    __slots__ = ("base", "seconds")
+
+    def __init__(self, first: datetime) -> None:
+        self.base = as_utc(first).replace(microsecond=0)
+        self.seconds: dict[int, str] = {}
+
+    def format_all(self, moments: Sequence[datetime]) -> list[str]:
+        """Format aware UTC times (``tzinfo is UTC``) as :func:`rfc3339_ms` does."""
+        base, seconds, tails = self.base, self.seconds, _MILLISECOND_TAILS
+        texts = []
+        for moment in moments:
+            delta = moment - base
+            second = delta.days * 86400 + delta.seconds
+            prefix = seconds.get(second)
+            if prefix is None:
+                prefix = seconds[second] = (base + timedelta(seconds=second)).isoformat()[:-6]
+            texts.append(prefix + tails[delta.microseconds // 1000])
+        return texts
+
+
 def process_batch(
     events: Sequence[HubEvent] | EventColumns, partition_id: str | None, stream: str, ingested_at: datetime
 ) -> BatchResult:
@@ -214,67 +243,72 @@ def process_batch(
     batch = events if isinstance(events, EventColumns) else EventColumns.from_events(events)
     ingested = rfc3339_ms(ingested_at)
     partition = partition_id or ""
+    times = batch.enqueued_times
+    if not all(t.tzinfo is UTC for t in times):
+        times = [as_utc(t) for t in times]
+    # The whole batch in one call per step, column by column: this is the hot path.
+    outcomes = validate_batch(batch.bodies, times)
+    time_texts = BatchTimeFormatter(times[0]).format_all(times)
     bronze: list[BronzeRecord] = []
     quarantine: list[QuarantineRecord] = []
     reasons: Counter[str] = Counter()
-    body_bytes = 0
-    validate, keep = validate_event, bronze.append  # local names: this loop is the hot path
-    for body, sequence_number, offset, enqueued, partition_key, properties, system_properties in zip(
+    keep = bronze.append
+    for outcome, body, sequence_number, offset, enqueued, partition_key, properties, system_properties in zip(
+        outcomes,
         batch.bodies,
         batch.sequence_numbers,
         batch.offsets,
-        batch.enqueued_times,
+        time_texts,
         batch.partition_keys,
         batch.properties,
         batch.system_properties,
         strict=True,
     ):
-        body_bytes += len(body)
-        if enqueued.tzinfo is not UTC:
-            enqueued = as_utc(enqueued)
-        verdict = validate(body, enqueued)
-        if not verdict.reasons and verdict.event_id is not None:
+        if type(outcome) is not str and not outcome.reasons and outcome.event_id is not None:
+            outcome = outcome.event_id  # valid by the slow path's word
+        if type(outcome) is str:  # valid: validate_batch gives its eventId
             keep(
                 {
                     "SequenceNumber": sequence_number,
                     "Offset": offset,
-                    "EnqueuedTimeUtc": enqueued.isoformat(timespec="milliseconds")[:-6] + "Z",
+                    "EnqueuedTimeUtc": enqueued,
                     "SystemProperties": system_properties,
                     "Properties": properties,
                     "Body": body,
                     "PartitionId": partition,
                     "PartitionKey": partition_key,
-                    "EventId": verdict.event_id,
+                    "EventId": outcome,
                     "IngestedTimeUtc": ingested,
                 }
             )
             continue
-        codes = list(verdict.reasons) or ["missing:eventId"]
+        assert not isinstance(outcome, str)  # a Verdict from here on (the check is for mypy)
+        codes = list(outcome.reasons) or ["missing:eventId"]
         reasons.update(codes)
         text, encoding = body_as_text(body)
         quarantine.append(
             {
                 "SequenceNumber": sequence_number,
                 "Offset": offset,
-                "EnqueuedTimeUtc": rfc3339_ms(enqueued),
+                "EnqueuedTimeUtc": enqueued,
                 "SystemProperties": system_properties,
                 "Properties": properties,
                 "Body": text,
                 "BodyEncoding": encoding,
                 "PartitionId": partition,
                 "PartitionKey": partition_key,
-                "EventId": verdict.event_id,
+                "EventId": outcome.event_id,
                 "IngestedTimeUtc": ingested,
                 "Reasons": codes,
             }
         )
     return BatchResult(
-        folder=batch_folder(stream, batch.enqueued_times[0]),
+        folder=batch_folder(stream, times[0]),
         file_stem=batch_file_stem(partition_id, batch),
         bronze=bronze,
         quarantine=quarantine,
         reasons=reasons,
-        body_bytes=body_bytes,
+        body_bytes=sum(map(len, batch.bodies)),
     )
 
 

@@ -1,0 +1,218 @@
+"""The ingest hot path's batch helpers give exactly what their one-at-a-time equivalents give."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import fastavro
+import pytest
+from azure.functions import meta
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import contract
+from functions.bronze import AVRO_SCHEMA, decode_bronze, encode_bronze
+from functions.ingest import columns_from_trigger, trigger_metadata
+from functions.ingest_core import BatchTimeFormatter, rfc3339_ms
+from tests.unit.test_contract import CASES, ENQUEUED, body_with, event_bodies
+from tests.unit.test_ingest_function import good_body, worker_batch
+
+# ---------------------------------------------------------------------------------------------
+# contract.validate_batch == contract.validate_event, body by body
+
+
+def assert_batch_agrees(bodies: list[bytes], enqueued: list[datetime]) -> None:
+    outcomes = contract.validate_batch(bodies, enqueued)
+    assert len(outcomes) == len(bodies)
+    for outcome, body, when in zip(outcomes, bodies, enqueued, strict=True):
+        verdict = contract.validate_event(body, when)
+        if isinstance(outcome, str):
+            assert verdict.valid and verdict.event_id == outcome, body
+        else:
+            assert outcome == verdict, body
+
+
+def test_batch_validation_gives_the_contract_tables_verdicts() -> None:
+    bodies = [body for _, body, _ in CASES]
+    assert_batch_agrees(bodies, [ENQUEUED] * len(bodies))
+    reasons = [
+        o if isinstance(o, str) else o.reasons
+        for o in contract.validate_batch(bodies, [ENQUEUED] * len(bodies))
+    ]
+    assert [r if isinstance(r, tuple) else () for r in reasons] == [expected for _, _, expected in CASES]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    bodies=st.lists(event_bodies(), min_size=1, max_size=12),
+    offsets=st.lists(st.integers(-3600, 3600), min_size=12, max_size=12),
+)
+def test_batch_validation_agrees_with_validate_event_body_by_body(
+    bodies: list[bytes], offsets: list[int]
+) -> None:
+    # Enqueued times spread around the bodies' event times, so that some are in the future.
+    enqueued = [ENQUEUED + timedelta(seconds=s) for s in offsets[: len(bodies)]]
+    assert_batch_agrees(bodies, enqueued)
+
+
+def test_event_time_in_the_future_of_its_own_enqueued_time_only_is_caught_in_a_batch() -> None:
+    body = body_with(eventTime="2026-11-22T08:00:00Z")
+    early, late = ENQUEUED - timedelta(hours=1), ENQUEUED + timedelta(hours=1)
+    outcomes = contract.validate_batch([body, body], [early, late])
+    assert isinstance(outcomes[0], contract.Verdict) and outcomes[0].reasons == ("future_time",)
+    assert outcomes[1] == json.loads(body)["eventId"]
+
+
+def test_body_with_bad_utf8_in_an_unknown_field_is_refused_as_utf8() -> None:
+    body = body_with(note="@@").replace(b"@@", b"\xff\xfe")
+    assert contract._slow_verdict(body, ENQUEUED).reasons == ("utf8",)
+    assert contract.validate_event(body, ENQUEUED).reasons == ("utf8",)
+    [outcome] = contract.validate_batch([body], [ENQUEUED])
+    assert isinstance(outcome, contract.Verdict) and outcome.reasons == ("utf8",)
+
+
+def test_validate_batch_needs_one_enqueued_time_per_body() -> None:
+    with pytest.raises(ValueError, match="one enqueued time per body"):
+        contract.validate_batch([body_with()], [])
+
+
+# ---------------------------------------------------------------------------------------------
+# The bronze Avro writer == fastavro's writer, byte for byte
+
+_text = st.text(max_size=20)
+_records = st.lists(
+    st.fixed_dictionaries(
+        {
+            "SequenceNumber": st.integers(-(2**63), 2**63 - 1),
+            "Offset": _text,
+            "EnqueuedTimeUtc": _text,
+            "SystemProperties": st.dictionaries(_text, _text, max_size=3),
+            "Properties": st.sampled_from([{}, {"source": "sim"}])
+            | st.dictionaries(_text, _text, max_size=3),
+            "Body": st.binary(max_size=3000),
+            "PartitionId": st.sampled_from(["", "0", "31"]),
+            "PartitionKey": st.none() | _text,
+            "EventId": _text,
+            "IngestedTimeUtc": st.sampled_from(["2026-11-22T07:45:00.000Z", "x"]),
+        }
+    ),
+    max_size=40,
+)
+
+
+def fastavro_bytes(records: list[dict[str, Any]], stem: str) -> bytes:
+    import hashlib
+
+    buffer = io.BytesIO()
+    marker = hashlib.md5(stem.encode(), usedforsecurity=False).digest()
+    fastavro.writer(
+        buffer, AVRO_SCHEMA, records, codec="deflate", codec_compression_level=1, sync_marker=marker
+    )
+    return buffer.getvalue()
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records=_records, stem=st.sampled_from(["p0-1-2", "px00-3-4"]))
+def test_avro_file_is_byte_for_byte_what_fastavro_writes(records: list[dict[str, Any]], stem: str) -> None:
+    assert encode_bronze(records, "avro", stem) == fastavro_bytes(records, stem)  # type: ignore[arg-type]
+
+
+def test_avro_batch_of_many_blocks_reads_back_whole() -> None:
+    records = [
+        {
+            "SequenceNumber": n,
+            "Offset": str(n * 300),
+            "EnqueuedTimeUtc": "2026-11-22T07:43:20.123Z",
+            "SystemProperties": {},
+            "Properties": {"source": "sim"},
+            "Body": good_body(f"e{n}"),
+            "PartitionId": "0",
+            "PartitionKey": None,
+            "EventId": f"e{n}",
+            "IngestedTimeUtc": "2026-11-22T07:45:00.000Z",
+        }
+        for n in range(500)
+    ]
+    data = encode_bronze(records, "avro", "p0")  # type: ignore[arg-type]
+    assert data == fastavro_bytes(records, "p0")
+    assert decode_bronze(data, "avro") == records
+
+
+def test_avro_record_fastavro_refuses_is_still_refused() -> None:
+    record = {
+        "SequenceNumber": 1,
+        "Offset": "1",
+        "EnqueuedTimeUtc": "t",
+        "SystemProperties": {},
+        "Properties": {"n": 3},  # not a string
+        "Body": b"{}",
+        "PartitionId": "0",
+        "PartitionKey": None,
+        "EventId": "e",
+        "IngestedTimeUtc": "t",
+    }
+    with pytest.raises((TypeError, ValueError)):
+        fastavro_bytes([record], "p")
+    with pytest.raises((TypeError, ValueError)):
+        encode_bronze([record], "avro", "p")  # type: ignore[list-item]
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-batch time formatting == rfc3339_ms; trigger metadata == EventHubEvent.metadata
+
+
+@given(
+    first=st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)),
+    steps=st.lists(st.integers(-(10**11), 10**11), max_size=30),
+)
+def test_batch_time_formatter_formats_as_rfc3339_ms(first: datetime, steps: list[int]) -> None:
+    low, high = datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, tzinfo=UTC)
+    moments = [first] + [m for s in steps if low <= (m := first + timedelta(microseconds=s)) <= high]
+    assert BatchTimeFormatter(first).format_all(moments) == [rfc3339_ms(m) for m in moments]
+
+
+def test_trigger_metadata_reads_what_the_metadata_property_decodes() -> None:
+    properties = [{"source": "sim", "n": 3, "f": 1.5}, {}, {"flag": True, "list": [1, "a"], "none": None}]
+    events = worker_batch([good_body("a"), b"not json", good_body("c")], properties=properties)
+    read = trigger_metadata(events[0])
+    full = events[0].metadata
+    assert full is not None
+    assert read.keys() == {"SystemPropertiesArray", "PropertiesArray", "PartitionContext"}
+    for name, value in read.items():
+        assert json.dumps(value, sort_keys=True) == json.dumps(full[name], sort_keys=True)
+
+
+def test_batch_without_trigger_metadata_reads_as_empty() -> None:
+    events = worker_batch([good_body("a")])
+    events[0]._EventHubEvent__trigger_metadata = None  # type: ignore[attr-defined]
+    assert trigger_metadata(events[0]) == {}
+
+
+def test_non_string_properties_become_strings_in_the_columns() -> None:
+    events = worker_batch([good_body("a"), good_body("b")], properties=[{"n": 3, "s": "x"}, {"s": "y"}])
+    _, columns = columns_from_trigger(events)
+    assert columns is not None
+    assert list(columns.properties) == [{"n": "3", "s": "x"}, {"s": "y"}]
+
+
+def test_other_system_properties_are_kept_and_promoted_ones_dropped() -> None:
+    events = worker_batch([good_body("a"), good_body("b")])
+    _, columns = columns_from_trigger(events)
+    assert columns is not None
+    # worker_batch gives every event an IoT Hub device id; the rest are promoted fields.
+    assert list(columns.system_properties) == [
+        {"iothub-connection-device-id": "device-0"},
+        {"iothub-connection-device-id": "device-1"},
+    ]
+    assert list(columns.offsets) == ["0", "512"]
+
+
+def test_raw_metadata_datum_that_is_not_json_is_read_as_the_library_reads_it() -> None:
+    events = worker_batch([good_body("a")])
+    raw = events[0]._EventHubEvent__trigger_metadata  # type: ignore[attr-defined]
+    raw["PartitionContext"] = meta.Datum('{"PartitionId": "7"}', "string")
+    assert trigger_metadata(events[0])["PartitionContext"] == '{"PartitionId": "7"}'
+    assert columns_from_trigger(events)[0] == "7"
