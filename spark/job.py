@@ -34,6 +34,7 @@ from spark.schemas import GOLD_KEY
 from spark.transforms import (
     check_bronze,
     dedupe_events,
+    has_duplicate_ids,
     silver_to_gold,
     split_checked,
     touched_windows,
@@ -128,7 +129,7 @@ def process_batch(
     checked = check_bronze(bronze, processed_at).persist()
     try:
         valid, rejected = split_checked(checked)
-        silver = dedupe_events(valid).persist()
+        silver = (dedupe_events(valid) if has_duplicate_ids(valid) else valid).persist()
         try:
             dates = sorted(row[0] for row in silver.select("event_date").distinct().collect())
             silver_result = engine.insert_new_silver(silver, dates, Txn(f"{app_id}:silver", batch_id))
