@@ -6,7 +6,10 @@ metadata the host supplies (built, untimed, as the local Functions host builds t
 to a local lake folder. The baseline, measured in the same
 run over the same bodies, is `orjson.loads` alone. Then the RSS growth of one 10,000-event batch.
 
-Exit 1 when a target is missed. `python -m bench.bench_ingest [--events N]`.
+The machine is shared and noisy, so the whole measurement (baseline, then every format over
+all the events) is repeated ``--rounds`` times, and targets are judged on each measure's best
+round by CPU seconds of this process; every round's wall-clock rate is printed too. Exit 1
+when a target is missed. `python -m bench.bench_ingest [--events N] [--rounds R]`.
 """
 
 from __future__ import annotations
@@ -139,14 +142,24 @@ def rss_growth_mb(batch_size: int, start: datetime, lake_root: Path) -> float:
     return (after - before) / 2**20
 
 
+FORMATS = ("jsonl", "jsonl.gz", "avro")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000, help="events per format (default 1,000,000)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="repetitions of the whole measurement; the best counts (default 3)",
+    )
     args = parser.parse_args(argv)
     host = json.loads((ROOT / "host.json").read_text())
     batch_size = int(host["extensions"]["eventHubs"]["maxEventBatchSize"])
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    rounds: list[dict[str, Clock]] = []
     try:
         growth = rss_growth_mb(10_000, start, workdir / "rss")
         print(f"generating {args.events:,} bodies (2% bad), batches of {batch_size:,} ...", flush=True)
@@ -164,18 +177,30 @@ def main(argv: list[str] | None = None) -> int:
                 except orjson.JSONDecodeError:
                     pass
 
-        gc.collect()
-        base = Clock()
-        base.measure(baseline)
-        base_rate = args.events / base.cpu
-        rates, walls = {}, {}
-        for fmt in ("jsonl", "jsonl.gz", "avro"):
-            clock = run_handler(bodies, batch_size, fmt, workdir / fmt, start)
-            rates[fmt], walls[fmt] = args.events / clock.cpu, args.events / clock.wall
-            shutil.rmtree(workdir / fmt, ignore_errors=True)
+        for number in range(1, args.rounds + 1):
+            clocks = {"baseline": Clock()}
+            gc.collect()
+            clocks["baseline"].measure(baseline)
+            for fmt in FORMATS:
+                clocks[fmt] = run_handler(bodies, batch_size, fmt, workdir / fmt, start)
+                shutil.rmtree(workdir / fmt, ignore_errors=True)
+            rounds.append(clocks)
+            print(
+                f"round {number}/{args.rounds} (CPU-second rates, wall-clock in brackets): "
+                + ", ".join(
+                    f"{name} {args.events / c.cpu:,.0f} ({args.events / c.wall:,.0f})"
+                    for name, c in clocks.items()
+                ),
+                flush=True,
+            )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
+    def best(name: str, basis: str = "cpu") -> float:
+        return max(args.events / getattr(clocks[name], basis) for clocks in rounds)
+
+    rates = {name: best(name) for name in ("baseline", *FORMATS)}
+    base_rate = rates["baseline"]
     checks = [
         ("JSON lines", rates["jsonl"] >= TARGET_JSONL_RATE, f"≥ {TARGET_JSONL_RATE:,} ev/s"),
         (
@@ -186,12 +211,15 @@ def main(argv: list[str] | None = None) -> int:
         ("Avro", rates["avro"] >= TARGET_AVRO_RATE, f"≥ {TARGET_AVRO_RATE:,} ev/s"),
         ("RSS growth, 10,000-event batch", growth < TARGET_RSS_MB, f"< {TARGET_RSS_MB} MB"),
     ]
-    print("rates per CPU second of this process (wall-clock rate in brackets)")
-    print(f"baseline orjson.loads:        {base_rate:>12,.0f} ev/s  ({args.events / base.wall:,.0f} wall)")
-    for fmt in ("jsonl", "jsonl.gz", "avro"):
+    print(
+        f"best of {len(rounds)} rounds, events per CPU second of this process (best wall-clock rate in "
+        "brackets); targets are judged on the CPU rates"
+    )
+    print(f"baseline orjson.loads:        {base_rate:>12,.0f} ev/s  ({best('baseline', 'wall'):,.0f} wall)")
+    for fmt in FORMATS:
         print(
             f"handler → local, {fmt:<9}:   {rates[fmt]:>12,.0f} ev/s  "
-            f"({walls[fmt]:,.0f} wall) = {rates[fmt] / base_rate:.2f} × baseline"
+            f"({best(fmt, 'wall'):,.0f} wall) = {rates[fmt] / base_rate:.2f} × baseline"
         )
     print(f"RSS growth, 10,000-event batch: {growth:.1f} MB")
     missed = [name for name, ok, _ in checks if not ok]

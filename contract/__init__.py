@@ -209,9 +209,9 @@ def validate_event(body: bytes, enqueued_time: datetime | None = None) -> Verdic
     if len(body) > MAX_BODY_BYTES:
         return Verdict(("too_large",))
     try:
-        # Decoding the text first rejects bad UTF-8 anywhere in the body: msgspec skips the
-        # strings of unknown fields without checking them.
-        event = _fast_decoder.decode(body.decode("utf-8"))
+        # Bad UTF-8 anywhere in the body must fail: msgspec skips the strings of unknown fields
+        # without checking them, so a body that is not ASCII is decoded as text first.
+        event = _fast_decoder.decode(body if body.isascii() else body.decode("utf-8"))
     except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
         # msgspec raises UnicodeDecodeError (not DecodeError) for bad UTF-8 inside a string.
         return _slow_verdict(body, enqueued_time)
@@ -255,8 +255,8 @@ def validate_batch(bodies: Sequence[bytes], enqueued_times: Sequence[datetime]) 
             keep(Verdict(("too_large",)))
             continue
         try:
-            # Decoding the text first rejects bad UTF-8 anywhere (see validate_event).
-            event = decode(body.decode("utf-8"))
+            # Bad UTF-8 anywhere must fail (see validate_event).
+            event = decode(body if body.isascii() else body.decode("utf-8"))
         except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
             keep(None)  # the slow path names the reasons, below
             continue

@@ -13,6 +13,7 @@ import json
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,7 @@ def encode_bronze(records: Sequence[BronzeRecord], fmt: str, file_stem: str = ""
         marker = hashlib.md5(file_stem.encode(), usedforsecurity=False).digest()
         try:
             return _avro_header(marker) + b"".join(_avro_blocks(records, marker))
-        except (AttributeError, KeyError, TypeError, ValueError, OverflowError):
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError, OverflowError):
             # A record the fast encoder does not expect: fastavro encodes it or says what is wrong.
             return _fastavro_file(records, marker)
     raise ValueError(f"unknown bronze format {fmt!r}; expected one of {', '.join(FORMATS)}")
@@ -140,44 +141,66 @@ def _avro_header(marker: bytes) -> bytes:
     return _fastavro_file([], marker)  # no records: the header alone
 
 
+_RECORD_FIELDS = itemgetter(
+    "SequenceNumber",
+    "Offset",
+    "EnqueuedTimeUtc",
+    "SystemProperties",
+    "Properties",
+    "Body",
+    "PartitionId",
+    "PartitionKey",
+    "EventId",
+    "IngestedTimeUtc",
+)
+
+
 def _avro_blocks(records: Sequence[BronzeRecord], marker: bytes) -> Iterator[bytes]:
     """The data blocks of a bronze Avro file, deflated, each followed by the sync marker."""
-    long, string, string_map = _avro_long, _avro_string, _avro_string_map
-    maps: dict[tuple[tuple[str, str], ...], bytes] = {}  # a batch's property maps mostly repeat
-    constants: dict[tuple[str, str], bytes] = {}  # PartitionId, IngestedTimeUtc: one per batch
+    long, string, string_map, varints, fields = (
+        _avro_long,
+        _avro_string,
+        _avro_string_map,
+        _VARINTS,
+        _RECORD_FIELDS,
+    )
+    maps: dict[tuple[tuple[str, str], ...], bytes] = {(): b"\x00"}  # a batch's maps mostly repeat
+    constants: dict[tuple[str, str], tuple[bytes, bytes]] = {}  # PartitionId, IngestedTimeUtc
     block: list[bytes] = []
     size = count = 0
     for record in records:
-        number, body, key = record["SequenceNumber"], record["Body"], record["PartitionKey"]
+        number, offset, enqueued, system, properties, body, partition, key, event_id, ingested = fields(
+            record
+        )
         if type(number) is not int or type(body) is not bytes:
             raise TypeError("SequenceNumber is an int and Body bytes")
-        encoded_maps = []
-        for values in (record["SystemProperties"], record["Properties"]):
-            if not values:
-                encoded_maps.append(b"\x00")
-                continue
-            items = tuple(values.items())
-            encoded = maps.get(items)
-            if encoded is None:
-                encoded = maps[items] = string_map(values)
-            encoded_maps.append(encoded)
-        fixed = (record["PartitionId"], record["IngestedTimeUtc"])
-        tail = constants.get(fixed)
-        if tail is None:
-            tail = constants[fixed] = string(fixed[1])
+        system_items, property_items = tuple(system.items()), tuple(properties.items())
+        encoded_system = maps.get(system_items)
+        if encoded_system is None:
+            encoded_system = maps[system_items] = string_map(system)
+        encoded_properties = maps.get(property_items)
+        if encoded_properties is None:
+            encoded_properties = maps[property_items] = string_map(properties)
+        fixed = constants.get((partition, ingested))
+        if fixed is None:
+            fixed = constants[(partition, ingested)] = (string(partition), string(ingested))
+        offset, enqueued, event_id = offset.encode(), enqueued.encode(), event_id.encode()
         encoded_record = b"".join(
             [
                 long(number),
-                string(record["Offset"]),
-                string(record["EnqueuedTimeUtc"]),
-                encoded_maps[0],
-                encoded_maps[1],
+                varints[len(offset)],  # IndexError past 16 KiB: the generic writer takes over
+                offset,
+                varints[len(enqueued)],
+                enqueued,
+                encoded_system,
+                encoded_properties,
                 long(len(body)),
                 body,
-                string(fixed[0]),
+                fixed[0],
                 b"\x00" if key is None else b"\x02" + string(key),
-                string(record["EventId"]),
-                tail,
+                varints[len(event_id)],
+                event_id,
+                fixed[1],
             ]
         )
         block.append(encoded_record)
