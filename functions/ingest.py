@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import chain
-from operator import methodcaller
+from operator import attrgetter, methodcaller
 from typing import Any
 
 import azure.functions as func
+import msgspec
 import orjson
 
 from functions.bronze import QUARANTINE_FORMAT, encode_bronze, encode_quarantine, file_name
@@ -54,6 +55,22 @@ _PROMOTED = frozenset(
 # The trigger metadata entries the handler reads (see trigger_metadata).
 _METADATA_READ = ("SystemPropertiesArray", "PropertiesArray", "PartitionContext")
 _MISSING = object()
+# A SystemPropertiesArray entry with promoted keys only (any other key fails the decoding);
+# values stay undecoded JSON. See _only_promoted_system_properties.
+_PromotedSystemProperties: Any = msgspec.defstruct(
+    "PromotedSystemProperties",
+    [
+        (
+            "partition_key" if name == "PartitionKey" else f"promoted_{index}",
+            msgspec.Raw,
+            msgspec.field(default=msgspec.Raw(b"null"), name=name),
+        )
+        for index, name in enumerate(sorted(_PROMOTED))
+    ],
+    forbid_unknown_fields=True,
+    gc=False,
+)
+_PROMOTED_ONLY = msgspec.json.Decoder(list[_PromotedSystemProperties])
 
 bp = func.Blueprint()
 
@@ -206,16 +223,24 @@ def columns_from_trigger(events: Sequence[func.EventHubEvent]) -> tuple[str | No
     """
     if not events:
         return None, None
-    metadata = trigger_metadata(events[0])  # shared by every event of a many-cardinality batch
-    system_array = _list_of_dicts(metadata.get("SystemPropertiesArray"), len(events))
-    properties_array = _list_of_dicts(metadata.get("PropertiesArray"), len(events))
-    partition_id = partition_id_from_metadata(metadata, system_array)
     # Column by column: a list comprehension per attribute is the cheapest way through the batch.
     bodies = [e.get_body() for e in events]
     numbers: list[Any] = [e.sequence_number for e in events]
     offsets: list[Any] = [e.offset for e in events]  # the worker passes ints here
     times: list[Any] = [e.enqueued_time for e in events]
     keys = [e.partition_key for e in events]
+    # The system properties array matters only for what the events lack and for properties
+    # other than the promoted ones. When the events lack nothing and the array holds nothing
+    # else (the usual batch), checking that is enough: it need not become a dict per event.
+    complete = None not in numbers and None not in offsets and None not in times
+    if complete and _only_promoted_system_properties(events[0], len(events), check_key=None in keys):
+        metadata = trigger_metadata(events[0], ("PropertiesArray", "PartitionContext"))
+        system_array: list[Mapping[str, Any]] = [{} for _ in events]
+    else:
+        metadata = trigger_metadata(events[0])  # shared by every event of a many-cardinality batch
+        system_array = _list_of_dicts(metadata.get("SystemPropertiesArray"), len(events))
+    properties_array = _list_of_dicts(metadata.get("PropertiesArray"), len(events))
+    partition_id = partition_id_from_metadata(metadata, system_array)
     if any(type(b) is not bytes for b in bodies):
         bodies = [b if type(b) is bytes else bytes(b or b"") for b in bodies]
     # Each check below is one C-level pass over a column; the per-event fallbacks rarely run.
@@ -268,7 +293,7 @@ def columns_from_trigger(events: Sequence[func.EventHubEvent]) -> tuple[str | No
     return partition_id, columns
 
 
-def trigger_metadata(event: func.EventHubEvent) -> Mapping[str, Any]:
+def trigger_metadata(event: func.EventHubEvent, names: Sequence[str] = _METADATA_READ) -> Mapping[str, Any]:
     """The batch's trigger metadata as Python values: only the entries the handler reads.
 
     ``EventHubEvent.metadata`` decodes every entry, including the four per-event arrays this
@@ -283,7 +308,7 @@ def trigger_metadata(event: func.EventHubEvent) -> Mapping[str, Any]:
     if raw is _MISSING or (raw is not None and not isinstance(raw, Mapping)):
         return event.metadata or {}
     values: dict[str, Any] = {}
-    for name in _METADATA_READ:
+    for name in names:
         datum = (raw or {}).get(name)
         if datum is None:
             continue
@@ -295,6 +320,26 @@ def trigger_metadata(event: func.EventHubEvent) -> Mapping[str, Any]:
                 pass
         values[name] = datum.python_value
     return values
+
+
+def _only_promoted_system_properties(event: func.EventHubEvent, length: int, *, check_key: bool) -> bool:
+    """Whether the batch's ``SystemPropertiesArray`` has one entry per event and only promoted keys.
+
+    With ``check_key``, also whether no entry has a non-null ``PartitionKey`` (the fallback for
+    events without one). False whenever it cannot tell cheaply; the caller then decodes it all.
+    """
+    raw = getattr(event, "_EventHubEvent__trigger_metadata", None)
+    datum = raw.get("SystemPropertiesArray") if isinstance(raw, Mapping) else None
+    text = getattr(datum, "value", None)
+    if getattr(datum, "type", None) != "json" or not isinstance(text, str | bytes):
+        return False
+    try:
+        entries = _PROMOTED_ONLY.decode(text)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return False  # another key (or not the expected shape): the full decoding decides
+    if len(entries) != length:
+        return False
+    return not check_key or set(map(bytes, map(attrgetter("partition_key"), entries))) <= {b"null"}
 
 
 def _offset_text(offset: Any, system: Mapping[str, Any]) -> str:

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from typing import Any, TypedDict
 
 import orjson
@@ -244,7 +245,7 @@ def process_batch(
     ingested = rfc3339_ms(ingested_at)
     partition = partition_id or ""
     times = batch.enqueued_times
-    if not all(t.tzinfo is UTC for t in times):
+    if set(map(attrgetter("tzinfo"), times)) != {UTC}:
         times = [as_utc(t) for t in times]
     # The whole batch in one call per step, column by column: this is the hot path.
     outcomes = validate_batch(batch.bodies, times)

@@ -216,3 +216,40 @@ def test_raw_metadata_datum_that_is_not_json_is_read_as_the_library_reads_it() -
     raw["PartitionContext"] = meta.Datum('{"PartitionId": "7"}', "string")
     assert trigger_metadata(events[0])["PartitionContext"] == '{"PartitionId": "7"}'
     assert columns_from_trigger(events)[0] == "7"
+
+
+def hub_event(body: bytes, number: int, system: list[dict[str, Any]], key: str | None = None) -> Any:
+    """One event of a batch whose trigger metadata holds ``system`` (the worker's shape)."""
+    import azure.functions as func
+
+    metadata = {"SystemPropertiesArray": meta.Datum(json.dumps(system), "json")}
+    return func.EventHubEvent(
+        body=body,
+        trigger_metadata=metadata,
+        enqueued_time=datetime(2026, 11, 22, 7, tzinfo=UTC),
+        partition_key=key,
+        sequence_number=number,
+        offset=str(number),
+    )
+
+
+@pytest.mark.parametrize(
+    ("system", "expected_keys", "expected_partition"),
+    [
+        # Promoted keys only, null partition keys: the short cut, nothing taken from the array.
+        ([{"SequenceNumber": 1, "PartitionKey": None}, {"x-opt-offset": 2}], [None, None], None),
+        # A partition key only the array has: taken from it (as the full decoding does).
+        ([{"PartitionKey": "oslo"}, {"PartitionKey": None}], ["oslo", None], None),
+        # Another system property: kept, and the partition id read from it.
+        ([{"PartitionId": "4"}, {"PartitionId": "4"}], [None, None], "4"),
+    ],
+)
+def test_system_properties_array_short_cut_reads_what_the_full_decoding_reads(
+    system: list[dict[str, Any]], expected_keys: list[str | None], expected_partition: str | None
+) -> None:
+    events = [hub_event(good_body("a"), 1, system), hub_event(good_body("b"), 2, system)]
+    partition, columns = columns_from_trigger(events)
+    assert columns is not None
+    assert (partition, list(columns.partition_keys)) == (expected_partition, expected_keys)
+    others = [{k: str(v) for k, v in s.items() if k == "PartitionId"} for s in system]
+    assert list(columns.system_properties) == others
