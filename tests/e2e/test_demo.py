@@ -17,14 +17,21 @@ pytestmark = [pytest.mark.e2e]
 
 
 def _demo(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", "demo", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "pipeline", "demo", *args],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=400,  # under pytest's own timeout, so a hang fails with the output so far
+        )
+    except subprocess.TimeoutExpired as exc:
+        out = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout
+        err = (exc.stderr or b"").decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr
+        pytest.fail(
+            f"demo did not finish in 400 s\nstdout:\n{(out or '')[-3000:]}\nstderr:\n{(err or '')[-3000:]}"
+        )
 
 
 def _env(home: Path) -> dict[str, str]:

@@ -167,10 +167,19 @@ def expected_gold(events: list[dict[str, Any]]) -> dict[tuple[str, datetime], di
 # --- running the real CLIs ------------------------------------------------------------------------
 
 
-def _cli(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=timeout
-    )
+def _cli(env: dict[str, str], *args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
+    try:
+        result = subprocess.run(
+            [sys.executable, *args],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as exc:  # fail with what it printed, before pytest's timeout
+        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        pytest.fail(f"{' '.join(args)} did not finish in {timeout} s:\n{err[-3000:]}")
     assert result.returncode == 0, f"{' '.join(args)} exited {result.returncode}:\n{result.stderr[-3000:]}"
     return result
 
