@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import importlib
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -115,19 +116,17 @@ def test_job_parameters_are_exactly_what_the_job_code_parses(
 
 @pytest.mark.slow
 def test_the_bundle_artifact_build_makes_a_wheel_with_the_job_code_and_entry_points(tmp_path: Path) -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "wheel",
-        "--no-deps",
-        "--wheel-dir",
-        str(tmp_path),
-        str(ROOT),
-        "-q",
-    ]
+    # Build from a copy: an in-tree build would leave build/ and *.egg-info in the checkout.
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "settings.py"):
+        shutil.copy(ROOT / name, source / name)
+    for package in ("contract", "spark"):
+        shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    out = tmp_path / "dist"
+    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(out), str(source), "-q"]
     subprocess.run(command, check=True, cwd=tmp_path, capture_output=True, timeout=300)
-    (wheel,) = tmp_path.glob("weather_pipeline-*.whl")
+    (wheel,) = out.glob("weather_pipeline-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         entry_points = next(archive.read(n).decode() for n in names if n.endswith("entry_points.txt"))
