@@ -20,40 +20,17 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
+from contract import gold
+
 log = logging.getLogger(__name__)
 
 # Gold `weather_summary` columns, in the order the SQL table and the staging rows use.
-GOLD_COLUMNS: tuple[str, ...] = (
-    "location",
-    "window_start",
-    "window_end",
-    "event_count",
-    "avg_temperature",
-    "min_temperature",
-    "max_temperature",
-    "avg_humidity",
-    "avg_wind_speed",
-    "max_wind_speed",
-    "total_precipitation",
-    "dominant_wind_direction",
-    "dominant_conditions",
-    "updated_at",
-)
-KEY_COLUMNS: tuple[str, str] = ("location", "window_start")
-TIMESTAMP_COLUMNS = frozenset({"window_start", "window_end", "updated_at"})
-INTEGER_COLUMNS = frozenset({"event_count"})
-DOUBLE_COLUMNS = frozenset(
-    {
-        "avg_temperature",
-        "min_temperature",
-        "max_temperature",
-        "avg_humidity",
-        "avg_wind_speed",
-        "max_wind_speed",
-        "total_precipitation",
-    }
-)
-TEXT_COLUMNS = frozenset({"location", "dominant_wind_direction", "dominant_conditions"})
+GOLD_COLUMNS: tuple[str, ...] = gold.GOLD_COLUMNS
+KEY_COLUMNS: tuple[str, str] = gold.GOLD_KEY
+TIMESTAMP_COLUMNS = gold.gold_columns_of_type("timestamp")
+INTEGER_COLUMNS = gold.gold_columns_of_type("long")
+DOUBLE_COLUMNS = gold.gold_columns_of_type("double")
+TEXT_COLUMNS = gold.gold_columns_of_type("string")
 
 # Delta change data feed change types.
 CDF_DELETE = "delete"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pyspark.sql import types as T
 
-from contract import FIELDS, FieldRule
+from contract import FIELDS, FieldRule, gold
 
 # Columns stored as 32-bit integers; every other contract integer is a long (counters grow).
 _INT32_COLUMNS = frozenset({"schema_version"})
@@ -88,33 +88,14 @@ QUARANTINE_SCHEMA = T.StructType(
     ]
 )
 
-GOLD_KEY = ["location", "window_start"]
-GOLD_VALUE_COLUMNS = [
-    "window_end",
-    "event_count",
-    "avg_temperature",
-    "min_temperature",
-    "max_temperature",
-    "avg_humidity",
-    "avg_wind_speed",
-    "max_wind_speed",
-    "total_precipitation",
-    "dominant_wind_direction",
-    "dominant_conditions",
-]
+GOLD_KEY = list(gold.GOLD_KEY)
+GOLD_VALUE_COLUMNS = list(gold.GOLD_VALUE_COLUMNS)
+_GOLD_SPARK_TYPES = {
+    "string": T.StringType(),
+    "timestamp": T.TimestampType(),
+    "long": T.LongType(),
+    "double": T.DoubleType(),
+}
 GOLD_SCHEMA = T.StructType(
-    [
-        T.StructField("location", T.StringType()),
-        T.StructField("window_start", T.TimestampType()),
-        T.StructField("window_end", T.TimestampType()),
-        T.StructField("event_count", T.LongType()),
-        *[
-            T.StructField(name, T.DoubleType())
-            for name in GOLD_VALUE_COLUMNS
-            if name.startswith(("avg_", "min_", "max_", "total_"))
-        ],
-        T.StructField("dominant_wind_direction", T.StringType()),
-        T.StructField("dominant_conditions", T.StringType()),
-        T.StructField("updated_at", T.TimestampType()),
-    ]
+    [T.StructField(name, _GOLD_SPARK_TYPES[kind]) for name, kind in gold.GOLD_COLUMN_TYPES.items()]
 )
