@@ -89,7 +89,7 @@ def test_gold_on_blob_storage_is_read_with_the_settings_connection_string(azurit
     uri = "az://gold/weather_summary"
     rows = [window("Oslo", 0, 1.0), window("Rome", 5, 2.0)]
     # use_emulator would send deltalake to 127.0.0.1:10000 whatever the endpoint says.
-    options = {k: v for k, v in azurite.storage_options.items() if k != "use_emulator"}
+    options = azurite.storage_options
     write_deltalake(
         uri,
         pa.Table.from_pylist(rows, schema=GOLD_SCHEMA),
