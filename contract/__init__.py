@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -328,7 +328,7 @@ def _is_future(event_time: datetime, enqueued_time: datetime | None) -> bool:
     skew = _TIME_FIELD.max_future_skew
     if skew is None:
         return False
-    reference = enqueued_time or datetime.now(timezone.utc)
+    reference = enqueued_time or datetime.now(UTC)
     return event_time - reference > skew
 
 
@@ -354,11 +354,10 @@ def _slow_verdict(body: bytes, enqueued_time: datetime | None) -> Verdict:
     reasons = list(_field_reasons(obj))
     event_id = obj.get("eventId") if isinstance(obj.get("eventId"), str) else None
     event_time = None
-    if f"format:{EVENT_TIME_FIELD}" not in reasons and f"missing:{EVENT_TIME_FIELD}" not in reasons:
-        if f"type:{EVENT_TIME_FIELD}" not in reasons:
-            event_time = datetime.fromisoformat(obj[EVENT_TIME_FIELD])
-            if _is_future(event_time, enqueued_time):
-                reasons.append("future_time")
+    if not {f"{kind}:{EVENT_TIME_FIELD}" for kind in ("format", "missing", "type")} & set(reasons):
+        event_time = datetime.fromisoformat(obj[EVENT_TIME_FIELD])
+        if _is_future(event_time, enqueued_time):
+            reasons.append("future_time")
     return Verdict(tuple(reasons), event_id, event_time)
 
 
@@ -395,7 +394,7 @@ def check_value(rule: FieldRule, value: Any) -> str | None:
         if rule.pattern is not None and not re.search(rule.pattern, value):
             return "pattern"
         return None
-    if isinstance(value, bool) or isinstance(value, _NonFinite):
+    if isinstance(value, (bool, _NonFinite)):
         return "type"
     if rule.type == "integer" and not isinstance(value, int):
         return "type"

@@ -18,7 +18,7 @@ def _java_major() -> int | None:
 
 def main() -> int:
     problems = []
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script runs on whatever python3 is
         problems.append(f"Python 3.11 or newer is needed (this is {sys.version.split()[0]}).")
     java = _java_major()
     if java is None:
