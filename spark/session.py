@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from pyspark.sql import SparkSession
+
+_LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties").as_uri()
 
 
 def local_spark_session(app_name: str = "weather-pipeline", cores: int = 2) -> SparkSession:
@@ -18,7 +21,10 @@ def local_spark_session(app_name: str = "weather-pipeline", cores: int = 2) -> S
         .config("spark.sql.session.timeZone", "UTC")
         # Spark compiles the contract checks into methods over the JIT's 8 KB "huge method" limit;
         # without this flag those run interpreted (measured in make bench: bench_spark).
-        .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC -XX:-DontCompileHugeMethods")
+        .config(
+            "spark.driver.extraJavaOptions",
+            f"-Duser.timezone=UTC -XX:-DontCompileHugeMethods -Dlog4j2.configurationFile={_LOG4J_CONFIG}",
+        )
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.driver.memory", "2g")
