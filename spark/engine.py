@@ -119,6 +119,10 @@ class DeltaEngine(ABC):
     def read_silver(self, event_dates: list[date]) -> DataFrame:
         """Silver rows of the given event dates (the current table version)."""
 
+    def silver_has_dates(self, event_dates: list[date]) -> bool:
+        """Whether silver may hold rows on any of these event dates (True when unsure)."""
+        return True
+
     @abstractmethod
     def insert_new_silver(self, rows: DataFrame, dates: list[date], txn: Txn) -> WriteResult:
         """Insert-only MERGE on ``event_id`` pruned by ``event_date``; a known event is left alone."""
@@ -232,6 +236,12 @@ class LocalEngine(DeltaEngine):
             return self.spark.createDataFrame([], SILVER_SCHEMA)
         frame = self.spark.read.schema(file_schema).parquet(*uris)
         return frame.withColumn(SILVER_PARTITION_COLUMN, F.to_date("event_time"))
+
+    def silver_has_dates(self, event_dates: list[date]) -> bool:
+        if not event_dates:
+            return False
+        filters = [(SILVER_PARTITION_COLUMN, "in", [d.isoformat() for d in event_dates])]
+        return bool(self._table(self.lake.silver_table).file_uris(file_pruning_predicate=filters))
 
     @staticmethod
     def _commit(txn: Txn | None) -> Any:
