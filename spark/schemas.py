@@ -58,8 +58,8 @@ def spark_type(rule: FieldRule) -> T.DataType:
 #: The event's own columns, in contract order.
 EVENT_FIELDS = [T.StructField(rule.column, spark_type(rule)) for rule in FIELDS]
 
-METADATA_FIELDS = [
-    T.StructField("_rescued_data", T.StringType()),
+#: Where a row came from and when each stage saw it: kept on silver and quarantine rows alike.
+INGESTION_FIELDS = [
     T.StructField("partition_id", T.StringType()),
     T.StructField("sequence_number", T.LongType()),
     T.StructField("enqueued_time", T.TimestampType()),
@@ -67,6 +67,8 @@ METADATA_FIELDS = [
     T.StructField(SOURCE_FILE_COLUMN, T.StringType()),
     T.StructField("processed_at", T.TimestampType()),
 ]
+
+METADATA_FIELDS = [T.StructField("_rescued_data", T.StringType()), *INGESTION_FIELDS]
 
 SILVER_SCHEMA = T.StructType([*EVENT_FIELDS, *METADATA_FIELDS, T.StructField("event_date", T.DateType())])
 SILVER_PARTITION_COLUMN = "event_date"
@@ -79,12 +81,7 @@ QUARANTINE_SCHEMA = T.StructType(
         T.StructField("event_id", T.StringType()),
         T.StructField("reasons", T.ArrayType(T.StringType())),
         T.StructField("body", T.StringType()),
-        T.StructField("partition_id", T.StringType()),
-        T.StructField("sequence_number", T.LongType()),
-        T.StructField("enqueued_time", T.TimestampType()),
-        T.StructField("ingested_at", T.TimestampType()),
-        T.StructField(SOURCE_FILE_COLUMN, T.StringType()),
-        T.StructField("processed_at", T.TimestampType()),
+        *INGESTION_FIELDS,
     ]
 )
 
