@@ -137,6 +137,9 @@ def _fast_struct() -> type[msgspec.Struct]:
 
 _FastEvent = _fast_struct()
 _fast_decoder = msgspec.json.Decoder(_FastEvent)
+# What the fast decoder raises for a body it does not accept (bad UTF-8 inside a string raises
+# UnicodeDecodeError, not DecodeError).
+_FAST_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError)
 # The schema's eventTime pattern, for which _pattern_check has a faster exact equivalent.
 _RFC3339_PATTERN = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$"
@@ -246,23 +249,35 @@ def validate_batch(bodies: Sequence[bytes], enqueued_times: Sequence[datetime]) 
     """
     if len(bodies) != len(enqueued_times):
         raise ValueError("one enqueued time per body")
+    if not bodies:
+        return []
+    # Bad UTF-8 anywhere must fail (see validate_event): msgspec skips the strings of unknown
+    # fields unchecked, so a body that is not ASCII is decoded as text first. A body too large,
+    # or not UTF-8, gets an empty input, which the fast decoder refuses. The few such bodies are
+    # found with one pass per column, so that the loop below does nothing but decode.
+    inputs: list[Any] = bodies if isinstance(bodies, list) else list(bodies)
+    too_large = {i for i, size in enumerate(map(len, bodies)) if size > MAX_BODY_BYTES}
+    not_ascii = [i for i, ascii in enumerate(map(bytes.isascii, bodies)) if not ascii]
+    if too_large or not_ascii:
+        inputs = list(inputs)
+        for i in not_ascii:
+            try:
+                inputs[i] = bodies[i].decode("utf-8")
+            except UnicodeDecodeError:
+                inputs[i] = b""
+        for i in too_large:
+            inputs[i] = b""
     outcomes: list[Any] = []
-    decoded: list[Any] = []  # the bodies the fast decoder accepted ...
-    positions: list[int] = []  # ... and where they are in the batch
-    keep, decode, max_bytes = outcomes.append, _fast_decoder.decode, MAX_BODY_BYTES
-    for position, body in enumerate(bodies):
-        if len(body) > max_bytes:
-            keep(Verdict(("too_large",)))
-            continue
+    keep, decode, errors = outcomes.append, _fast_decoder.decode, _FAST_ERRORS
+    for text in inputs:
         try:
-            # Bad UTF-8 anywhere must fail (see validate_event).
-            event = decode(body if body.isascii() else body.decode("utf-8"))
-        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+            keep(decode(text))
+        except errors:
             keep(None)  # the slow path names the reasons, below
-            continue
-        keep(event)
-        decoded.append(event)
-        positions.append(position)
+    for i in too_large:
+        outcomes[i] = Verdict(("too_large",))
+    positions = [i for i, event in enumerate(outcomes) if type(event) is _FastEvent]
+    decoded = outcomes if len(positions) == len(outcomes) else [outcomes[i] for i in positions]
     # Fast checks over whole columns; only when one fails are its values looked at one by one.
     failed: set[int] = set()
     for name, pattern in _FAST_PATTERNS:
@@ -289,20 +304,18 @@ def validate_batch(bodies: Sequence[bytes], enqueued_times: Sequence[datetime]) 
                 for i, t in enumerate(event_times)
                 if t is not None and i not in failed and _is_future(t, enqueued_times[positions[i]])
             }
+    if len(positions) == len(outcomes) and not failed and not future:
+        return event_ids  # the usual batch: every body valid
     for position, event_id in zip(positions, event_ids, strict=True):
         outcomes[position] = event_id
     for i in future - failed:
         outcomes[positions[i]] = Verdict(("future_time",), event_ids[i], event_times[i])
     for i in failed:
         outcomes[positions[i]] = None
-    return (
-        [
-            outcome if outcome is not None else _slow_verdict(body, enqueued)
-            for outcome, body, enqueued in zip(outcomes, bodies, enqueued_times, strict=True)
-        ]
-        if None in outcomes
-        else outcomes
-    )
+    return [
+        outcome if outcome is not None else _slow_verdict(body, enqueued)
+        for outcome, body, enqueued in zip(outcomes, bodies, enqueued_times, strict=True)
+    ]
 
 
 def _time_or_none(text: str) -> datetime | None:
