@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from operator import attrgetter
-from typing import Any, TypedDict
+from operator import attrgetter, itemgetter
+from typing import Any, TypedDict, overload
 
 import orjson
 
@@ -102,6 +103,111 @@ class QuarantineRecord(TypedDict):
     Reasons: list[str]
 
 
+@dataclass(frozen=True, eq=False)
+class BronzeBatch(Sequence[BronzeRecord]):
+    """The valid events of one batch as columns, read as a sequence of :class:`BronzeRecord`.
+
+    The encoders in :mod:`functions.bronze` write a whole file from the columns without a dict
+    per event (the hot path); indexing, iterating and comparing give the records themselves.
+    """
+
+    sequence_numbers: Sequence[int]
+    offsets: Sequence[str]
+    enqueued_times: Sequence[str]
+    system_properties: Sequence[Mapping[str, str]]
+    properties: Sequence[Mapping[str, str]]
+    bodies: Sequence[bytes]
+    partition_id: str
+    partition_keys: Sequence[str | None]
+    event_ids: Sequence[str]
+    ingested_time: str
+
+    @classmethod
+    def from_records(cls, records: Sequence[BronzeRecord]) -> BronzeBatch:
+        """Columns from records; every record must share one ``PartitionId`` and ``IngestedTimeUtc``."""
+        if isinstance(records, BronzeBatch):
+            return records
+        shared = {(r["PartitionId"], r["IngestedTimeUtc"]) for r in records}
+        if len(shared) > 1:
+            raise ValueError("the records of one batch share PartitionId and IngestedTimeUtc")
+        partition_id, ingested = next(iter(shared), ("", ""))
+        return cls(
+            sequence_numbers=[r["SequenceNumber"] for r in records],
+            offsets=[r["Offset"] for r in records],
+            enqueued_times=[r["EnqueuedTimeUtc"] for r in records],
+            system_properties=[r["SystemProperties"] for r in records],
+            properties=[r["Properties"] for r in records],
+            bodies=[r["Body"] for r in records],
+            partition_id=partition_id,
+            partition_keys=[r["PartitionKey"] for r in records],
+            event_ids=[r["EventId"] for r in records],
+            ingested_time=ingested,
+        )
+
+    def __len__(self) -> int:
+        return len(self.bodies)
+
+    @overload
+    def __getitem__(self, index: int) -> BronzeRecord: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[BronzeRecord]: ...
+
+    def __getitem__(self, index: int | slice) -> BronzeRecord | list[BronzeRecord]:
+        if isinstance(index, slice):
+            return list(self)[index]
+        return self._record(*(column[index] for column in self._columns()))
+
+    def __iter__(self) -> Iterator[BronzeRecord]:
+        return itertools.starmap(self._record, zip(*self._columns(), strict=True))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"BronzeBatch({list(self)!r})"
+
+    def _columns(self) -> tuple[Sequence[Any], ...]:
+        return (
+            self.sequence_numbers,
+            self.offsets,
+            self.enqueued_times,
+            self.system_properties,
+            self.properties,
+            self.bodies,
+            self.partition_keys,
+            self.event_ids,
+        )
+
+    def _record(
+        self,
+        sequence_number: int,
+        offset: str,
+        enqueued: str,
+        system_properties: Mapping[str, str],
+        properties: Mapping[str, str],
+        body: bytes,
+        partition_key: str | None,
+        event_id: str,
+    ) -> BronzeRecord:
+        return {
+            "SequenceNumber": sequence_number,
+            "Offset": offset,
+            "EnqueuedTimeUtc": enqueued,
+            "SystemProperties": system_properties,
+            "Properties": properties,
+            "Body": body,
+            "PartitionId": self.partition_id,
+            "PartitionKey": partition_key,
+            "EventId": event_id,
+            "IngestedTimeUtc": self.ingested_time,
+        }
+
+
 @dataclass(frozen=True)
 class BatchResult:
     """Where every event of one batch goes, and the names its files get.
@@ -109,7 +215,7 @@ class BatchResult:
     Attributes:
         folder: ``<stream>/ingest_date=YYYY-MM-DD/hour=HH`` (the same under both containers).
         file_stem: ``p<partition>-<first seq:020d>-<last seq:020d>``; the extension is the format's.
-        bronze: Records of the valid events, in batch order.
+        bronze: The valid events, in batch order (columns that read as records).
         quarantine: Records of the rejected events, in batch order.
         reasons: How many rejected events carried each reason code.
         body_bytes: Total size of the batch's bodies.
@@ -117,7 +223,7 @@ class BatchResult:
 
     folder: str
     file_stem: str
-    bronze: list[BronzeRecord]
+    bronze: BronzeBatch
     quarantine: list[QuarantineRecord]
     reasons: Counter[str]
     body_bytes: int
@@ -248,56 +354,44 @@ def process_batch(
     if set(map(attrgetter("tzinfo"), times)) != {UTC}:
         times = [as_utc(t) for t in times]
     # The whole batch in one call per step, column by column: this is the hot path.
-    outcomes = validate_batch(batch.bodies, times)
+    outcomes: list[Any] = validate_batch(batch.bodies, times)
+    if set(map(type, outcomes)) != {str}:
+        # A Verdict without reasons is valid by the slow path's word: keep just its eventId.
+        outcomes = [o if type(o) is str or o.reasons or o.event_id is None else o.event_id for o in outcomes]
     time_texts = BatchTimeFormatter(times[0]).format_all(times)
-    bronze: list[BronzeRecord] = []
+    valid = [i for i, o in enumerate(outcomes) if type(o) is str]
+    take = _taker(valid, len(outcomes))
+    bronze = BronzeBatch(
+        sequence_numbers=take(batch.sequence_numbers),
+        offsets=take(batch.offsets),
+        enqueued_times=take(time_texts),
+        system_properties=take(batch.system_properties),
+        properties=take(batch.properties),
+        bodies=take(batch.bodies),
+        partition_id=partition,
+        partition_keys=take(batch.partition_keys),
+        event_ids=take(outcomes),
+        ingested_time=ingested,
+    )
     quarantine: list[QuarantineRecord] = []
     reasons: Counter[str] = Counter()
-    keep = bronze.append
-    for outcome, body, sequence_number, offset, enqueued, partition_key, properties, system_properties in zip(
-        outcomes,
-        batch.bodies,
-        batch.sequence_numbers,
-        batch.offsets,
-        time_texts,
-        batch.partition_keys,
-        batch.properties,
-        batch.system_properties,
-        strict=True,
-    ):
-        if type(outcome) is not str and not outcome.reasons and outcome.event_id is not None:
-            outcome = outcome.event_id  # valid by the slow path's word
-        if type(outcome) is str:  # valid: validate_batch gives its eventId
-            keep(
-                {
-                    "SequenceNumber": sequence_number,
-                    "Offset": offset,
-                    "EnqueuedTimeUtc": enqueued,
-                    "SystemProperties": system_properties,
-                    "Properties": properties,
-                    "Body": body,
-                    "PartitionId": partition,
-                    "PartitionKey": partition_key,
-                    "EventId": outcome,
-                    "IngestedTimeUtc": ingested,
-                }
-            )
-            continue
-        assert not isinstance(outcome, str)  # a Verdict from here on (the check is for mypy)
+    rejected = [i for i, o in enumerate(outcomes) if type(o) is not str] if len(valid) < len(outcomes) else []
+    for position in rejected:
+        outcome, body = outcomes[position], batch.bodies[position]
         codes = list(outcome.reasons) or ["missing:eventId"]
         reasons.update(codes)
         text, encoding = body_as_text(body)
         quarantine.append(
             {
-                "SequenceNumber": sequence_number,
-                "Offset": offset,
-                "EnqueuedTimeUtc": enqueued,
-                "SystemProperties": system_properties,
-                "Properties": properties,
+                "SequenceNumber": batch.sequence_numbers[position],
+                "Offset": batch.offsets[position],
+                "EnqueuedTimeUtc": time_texts[position],
+                "SystemProperties": batch.system_properties[position],
+                "Properties": batch.properties[position],
                 "Body": text,
                 "BodyEncoding": encoding,
                 "PartitionId": partition,
-                "PartitionKey": partition_key,
+                "PartitionKey": batch.partition_keys[position],
                 "EventId": outcome.event_id,
                 "IngestedTimeUtc": ingested,
                 "Reasons": codes,
@@ -311,6 +405,16 @@ def process_batch(
         reasons=reasons,
         body_bytes=sum(map(len, batch.bodies)),
     )
+
+
+def _taker(positions: list[int], length: int) -> Any:
+    """A function picking ``positions`` from a column of ``length`` values (one C call per column)."""
+    if len(positions) == length:
+        return list
+    if len(positions) > 1:
+        pick = itemgetter(*positions)
+        return lambda column: list(pick(column))
+    return lambda column: [column[i] for i in positions]
 
 
 def body_as_text(body: bytes) -> tuple[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 from datetime import UTC, datetime, timedelta
@@ -14,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import contract
-from functions.bronze import AVRO_SCHEMA, decode_bronze, encode_bronze
+from functions.bronze import SCHEMA_FILE, decode_bronze, encode_bronze
 from functions.ingest import columns_from_trigger, trigger_metadata
-from functions.ingest_core import BatchTimeFormatter, rfc3339_ms
+from functions.ingest_core import BatchTimeFormatter, BronzeBatch, rfc3339_ms
 from tests.unit.test_contract import CASES, ENQUEUED, body_with, event_bodies
 from tests.unit.test_ingest_function import good_body, worker_batch
 
@@ -74,33 +75,120 @@ def test_body_with_bad_utf8_in_an_unknown_field_is_refused_as_utf8() -> None:
     assert isinstance(outcome, contract.Verdict) and outcome.reasons == ("utf8",)
 
 
+def test_batch_mixing_large_non_ascii_and_bad_utf8_bodies_agrees_with_validate_event() -> None:
+    too_large = body_with(note="x" * contract.MAX_BODY_BYTES)
+    non_ascii = body_with(location="Zürich", note="✓")
+    bad_utf8 = body_with(note="@@").replace(b"@@", b"\xff")
+    bodies = [body_with(), too_large, non_ascii, bad_utf8, b"not json", body_with()]
+
+    assert_batch_agrees(bodies, [ENQUEUED] * len(bodies))
+    outcomes = contract.validate_batch(bodies, [ENQUEUED] * len(bodies))
+    assert [o if isinstance(o, str) else o.reasons for o in outcomes][1:5] == [
+        ("too_large",),
+        json.loads(non_ascii)["eventId"],
+        ("utf8",),
+        ("json",),
+    ]
+
+
 def test_validate_batch_needs_one_enqueued_time_per_body() -> None:
     with pytest.raises(ValueError, match="one enqueued time per body"):
         contract.validate_batch([body_with()], [])
 
 
 # ---------------------------------------------------------------------------------------------
-# The bronze Avro writer == fastavro's writer, byte for byte
+# The bronze Avro writer: what fastavro (an independent implementation) reads back
 
 _text = st.text(max_size=20)
-_records = st.lists(
-    st.fixed_dictionaries(
-        {
-            "SequenceNumber": st.integers(-(2**63), 2**63 - 1),
-            "Offset": _text,
-            "EnqueuedTimeUtc": _text,
-            "SystemProperties": st.dictionaries(_text, _text, max_size=3),
-            "Properties": st.sampled_from([{}, {"source": "sim"}])
-            | st.dictionaries(_text, _text, max_size=3),
-            "Body": st.binary(max_size=3000),
-            "PartitionId": st.sampled_from(["", "0", "31"]),
-            "PartitionKey": st.none() | _text,
-            "EventId": _text,
-            "IngestedTimeUtc": st.sampled_from(["2026-11-22T07:45:00.000Z", "x"]),
-        }
+_batches = st.tuples(
+    st.sampled_from(["", "0", "31"]),
+    st.sampled_from(["2026-11-22T07:45:00.000Z", "x", "é"]),
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "SequenceNumber": st.integers(-(2**63), 2**63 - 1)
+                | st.integers(0, 2**40).map(lambda n: n * 1000),
+                "Offset": _text,
+                "EnqueuedTimeUtc": _text,
+                "SystemProperties": st.dictionaries(_text, _text, max_size=3),
+                "Properties": st.sampled_from([{}, {"source": "sim"}])
+                | st.dictionaries(_text, _text, max_size=3),
+                "Body": st.binary(max_size=300),
+                "PartitionKey": st.none() | _text,
+                "EventId": _text,
+            }
+        ),
+        max_size=40,
     ),
-    max_size=40,
 )
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_batches)
+def test_avro_writer_output_reads_back_in_fastavro_as_written(batch: tuple[str, str, list[Any]]) -> None:
+    partition_id, ingested, drawn = batch
+    records = [dict(r, PartitionId=partition_id, IngestedTimeUtc=ingested) for r in drawn]
+
+    data = encode_bronze(records, "avro", "p0")  # type: ignore[arg-type]
+
+    reader = fastavro.reader(io.BytesIO(data))
+    assert reader.codec == "deflate"
+    assert json.loads(reader.metadata["avro.schema"]) == json.loads(SCHEMA_FILE.read_text())
+    assert [dict(r) for r in reader] == records
+
+
+@pytest.mark.parametrize("size", [8191, 8192, 300_000])
+def test_avro_lengths_past_the_lookup_table_read_back(size: int) -> None:
+    records = [dict(good_record(1), Body=b"x" * size, EventId="e" * size, Offset="9" * size)]
+
+    assert decode_bronze(encode_bronze(records, "avro", "p0"), "avro") == records  # type: ignore[arg-type]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_batches, st.sampled_from(["jsonl", "jsonl.gz"]))
+def test_json_lines_writer_output_reads_back_as_written(batch: tuple[str, str, list[Any]], fmt: str) -> None:
+    partition_id, ingested, drawn = batch
+    # JSON lines carry the body as text, so a bronze body is UTF-8 (the contract made sure).
+    records = [
+        dict(r, PartitionId=partition_id, IngestedTimeUtc=ingested, Body=r["Body"].decode("latin-1").encode())
+        for r in drawn
+    ]
+
+    data = encode_bronze(records, fmt, "p0")  # type: ignore[arg-type]
+
+    assert decode_bronze(data, fmt) == records
+    text = gzip.decompress(data) if fmt == "jsonl.gz" else data
+    assert text.count(b"\n") == len(records)  # one line per record, whatever the text holds
+
+
+def test_records_of_one_batch_share_partition_and_ingestion_time() -> None:
+    records = [good_record(1), dict(good_record(2), PartitionId="7")]
+
+    with pytest.raises(ValueError, match="share PartitionId"):
+        BronzeBatch.from_records(records)  # type: ignore[arg-type]
+
+
+def test_bronze_batch_reads_as_the_records_it_was_made_of() -> None:
+    records = [good_record(n) for n in range(3)]
+
+    batch = BronzeBatch.from_records(records)  # type: ignore[arg-type]
+
+    assert len(batch) == 3
+    assert batch[1] == records[1]
+    assert batch[1:] == records[1:]
+    assert list(batch) == records
+    assert batch == records
+    assert batch != records[:2]
+
+
+def test_avro_file_has_one_block_per_thousand_records() -> None:
+    records = [good_record(n) for n in range(2500)]
+
+    data = encode_bronze(records, "avro", "p0")  # type: ignore[arg-type]
+
+    blocks = list(fastavro.block_reader(io.BytesIO(data)))
+    assert [b.num_records for b in blocks] == [1000, 1000, 500]
+    assert [dict(r) for r in fastavro.reader(io.BytesIO(data))] == records
 
 
 def fastavro_bytes(records: list[dict[str, Any]], stem: str) -> bytes:
@@ -108,29 +196,33 @@ def fastavro_bytes(records: list[dict[str, Any]], stem: str) -> bytes:
 
     buffer = io.BytesIO()
     marker = hashlib.md5(stem.encode(), usedforsecurity=False).digest()
-    fastavro.writer(
-        buffer, AVRO_SCHEMA, records, codec="deflate", codec_compression_level=1, sync_marker=marker
-    )
+    schema = fastavro.parse_schema(json.loads(SCHEMA_FILE.read_text()))
+    fastavro.writer(buffer, schema, records, codec="deflate", codec_compression_level=1, sync_marker=marker)
     return buffer.getvalue()
 
 
-def test_avro_batch_of_many_blocks_reads_back_whole() -> None:
-    records = [
-        {
-            "SequenceNumber": n,
-            "Offset": str(n * 300),
-            "EnqueuedTimeUtc": "2026-11-22T07:43:20.123Z",
-            "SystemProperties": {},
-            "Properties": {"source": "sim"},
-            "Body": good_body(f"e{n}"),
-            "PartitionId": "0",
-            "PartitionKey": None,
-            "EventId": f"e{n}",
-            "IngestedTimeUtc": "2026-11-22T07:45:00.000Z",
-        }
-        for n in range(500)
-    ]
+def good_record(n: int) -> dict[str, Any]:
+    return {
+        "SequenceNumber": n,
+        "Offset": str(n * 300),
+        "EnqueuedTimeUtc": "2026-11-22T07:43:20.123Z",
+        "SystemProperties": {},
+        "Properties": {"source": "sim"},
+        "Body": good_body(f"e{n}"),
+        "PartitionId": "0",
+        "PartitionKey": None,
+        "EventId": f"e{n}",
+        "IngestedTimeUtc": "2026-11-22T07:45:00.000Z",
+    }
+
+
+def test_avro_file_reads_back_as_fastavros_own_file_of_the_same_records() -> None:
+    records = [good_record(n) for n in range(500)]
+
     data = encode_bronze(records, "avro", "p0")  # type: ignore[arg-type]
+
+    theirs = fastavro_bytes(records, "p0")
+    assert list(fastavro.reader(io.BytesIO(data))) == list(fastavro.reader(io.BytesIO(theirs)))
     assert decode_bronze(data, "avro") == records
     assert data == encode_bronze(records, "avro", "p0")  # same batch, same bytes
 
