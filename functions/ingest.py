@@ -55,15 +55,15 @@ _PROMOTED = frozenset(
 # The trigger metadata entries the handler reads (see trigger_metadata).
 _METADATA_READ = ("SystemPropertiesArray", "PropertiesArray", "PartitionContext")
 _MISSING = object()
-# A SystemPropertiesArray entry with promoted keys only (any other key fails the decoding);
-# values stay undecoded JSON. See _only_promoted_system_properties.
+# A SystemPropertiesArray entry with promoted keys only (any other key, or a value that is not
+# a JSON number, string or null, fails the decoding). See _only_promoted_system_properties.
 _PromotedSystemProperties: Any = msgspec.defstruct(
     "PromotedSystemProperties",
     [
         (
             "partition_key" if name == "PartitionKey" else f"promoted_{index}",
-            msgspec.Raw,
-            msgspec.field(default=msgspec.Raw(b"null"), name=name),
+            int | float | str | None,
+            msgspec.field(default=None, name=name),
         )
         for index, name in enumerate(sorted(_PROMOTED))
     ],
@@ -71,6 +71,10 @@ _PromotedSystemProperties: Any = msgspec.defstruct(
     gc=False,
 )
 _PROMOTED_ONLY = msgspec.json.Decoder(list[_PromotedSystemProperties])
+# PropertiesArray when every value is a string (the usual case): decoded and checked in one call.
+_STRING_MAPS = msgspec.json.Decoder(list[dict[str, str]])
+# The empty properties of every event that has none (shared: records never change them).
+_NONE: Mapping[str, str] = {}
 
 bp = func.Blueprint()
 
@@ -233,15 +237,19 @@ def columns_from_trigger(events: Sequence[func.EventHubEvent]) -> tuple[str | No
     # other than the promoted ones. When the events lack nothing and the array holds nothing
     # else (the usual batch), checking that is enough: it need not become a dict per event.
     complete = None not in numbers and None not in offsets and None not in times
-    if complete and _only_promoted_system_properties(events[0], len(events), check_key=None in keys):
-        metadata = trigger_metadata(events[0], ("PropertiesArray", "PartitionContext"))
-        system_array: list[Mapping[str, Any]] = [{} for _ in events]
+    string_maps = _string_properties(events[0], len(events))
+    only_promoted = complete and _only_promoted_system_properties(
+        events[0], len(events), check_key=None in keys
+    )
+    if only_promoted:
+        wanted = ("PartitionContext",) if string_maps is not None else ("PropertiesArray", "PartitionContext")
+        metadata = trigger_metadata(events[0], wanted)
+        system_array: list[Mapping[str, Any]] = [_NONE] * len(events)
     else:
         metadata = trigger_metadata(events[0])  # shared by every event of a many-cardinality batch
         system_array = _list_of_dicts(metadata.get("SystemPropertiesArray"), len(events))
-    properties_array = _list_of_dicts(metadata.get("PropertiesArray"), len(events))
     partition_id = partition_id_from_metadata(metadata, system_array)
-    if any(type(b) is not bytes for b in bodies):
+    if set(map(type, bodies)) != {bytes}:
         bodies = [b if type(b) is bytes else bytes(b or b"") for b in bodies]
     # Each check below is one C-level pass over a column; the per-event fallbacks rarely run.
     if set(map(type, numbers)) != {int}:
@@ -261,26 +269,28 @@ def columns_from_trigger(events: Sequence[func.EventHubEvent]) -> tuple[str | No
             t or _parse_time(s.get("EnqueuedTimeUtc")) or datetime.now(UTC)
             for t, s in zip(times, system_array, strict=True)
         ]
-    if None in keys:
+    if None in keys and not only_promoted:  # (only_promoted checked that the array has no key either)
         system_keys = list(map(methodcaller("get", "PartitionKey"), system_array))
         if system_keys.count(None) != len(system_keys):
             keys = [
                 k if k is not None or sk is None else str(sk) for k, sk in zip(keys, system_keys, strict=True)
             ]
-    if set().union(*system_array) <= _PROMOTED:  # no other system properties in the whole batch
-        others: list[Mapping[str, str]] = [{} for _ in system_array]
+    if only_promoted or set().union(*system_array) <= _PROMOTED:  # no other system properties at all
+        others: list[Mapping[str, str]] = [_NONE] * len(system_array)
     else:
         others = [
-            {} if s.keys() <= _PROMOTED else string_map({k: v for k, v in s.items() if k not in _PROMOTED})
+            _NONE if s.keys() <= _PROMOTED else string_map({k: v for k, v in s.items() if k not in _PROMOTED})
             for s in system_array
         ]
-    values = chain.from_iterable(map(methodcaller("values"), properties_array))
-    if set(map(type, properties_array)) <= {dict} and set(map(type, values)) <= {str}:
-        properties: list[Mapping[str, str]] = (
-            properties_array  # all strings already, as string_map keeps them
-        )
+    if string_maps is not None:
+        properties: Sequence[Mapping[str, str]] = string_maps
     else:
-        properties = [string_map(p) for p in properties_array]
+        properties_array = _list_of_dicts(metadata.get("PropertiesArray"), len(events))
+        values = chain.from_iterable(map(methodcaller("values"), properties_array))
+        if set(map(type, properties_array)) <= {dict} and set(map(type, values)) <= {str}:
+            properties = properties_array  # all strings already, as string_map keeps them
+        else:
+            properties = [string_map(p) for p in properties_array]
     columns = EventColumns(
         bodies=bodies,
         sequence_numbers=numbers,
@@ -339,7 +349,25 @@ def _only_promoted_system_properties(event: func.EventHubEvent, length: int, *, 
         return False  # another key (or not the expected shape): the full decoding decides
     if len(entries) != length:
         return False
-    return not check_key or set(map(bytes, map(attrgetter("partition_key"), entries))) <= {b"null"}
+    return not check_key or set(map(attrgetter("partition_key"), entries)) <= {None}
+
+
+def _string_properties(event: func.EventHubEvent, length: int) -> Sequence[Mapping[str, str]] | None:
+    """The batch's ``PropertiesArray`` when it is one object of strings per event, else None.
+
+    One msgspec call decodes and checks it; anything else (other value types, another length,
+    no such entry) is left to the general path, which renders values as strings.
+    """
+    raw = getattr(event, "_EventHubEvent__trigger_metadata", None)
+    datum = raw.get("PropertiesArray") if isinstance(raw, Mapping) else None
+    text = getattr(datum, "value", None)
+    if getattr(datum, "type", None) != "json" or not isinstance(text, str | bytes):
+        return None
+    try:
+        maps: list[dict[str, str]] = _STRING_MAPS.decode(text)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    return maps if len(maps) == length else None
 
 
 def _offset_text(offset: Any, system: Mapping[str, Any]) -> str:
