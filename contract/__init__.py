@@ -183,7 +183,13 @@ def _column_check(pattern: str) -> Callable[[list[str]], bool] | None:
         # check keeps a value from passing as two.
         def rfc3339_column(values: list[str]) -> bool:
             joined = "\x00".join(values).encode("utf-8", "surrogatepass")
-            parts = joined.translate(_ASCII_DIGITS_TO_ZERO).split(b"\x00")
+            shapes = joined.translate(_ASCII_DIGITS_TO_ZERO)
+            # Usually every time has the same shape (one producer, one format): then the whole
+            # column is that shape repeated, one comparison; else each part is looked up.
+            first = shapes[: len(values[0].encode("utf-8", "surrogatepass")) if values else 0]
+            if first in _RFC3339_SHAPES and shapes == b"\x00".join([first] * len(values)):
+                return True
+            parts = shapes.split(b"\x00")
             return len(parts) == len(values) and _RFC3339_SHAPES.issuperset(parts)
 
         return rfc3339_column
