@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import azure.functions as func
 import fastavro
 import pytest
 from azure.functions import meta
@@ -100,6 +101,7 @@ def test_validate_batch_needs_one_enqueued_time_per_body() -> None:
 # The bronze Avro writer: what fastavro (an independent implementation) reads back
 
 _text = st.text(max_size=20)
+DrawnBatch = tuple[str, str, list[dict[str, Any]]]  # partition id, ingestion time, records
 _batches = st.tuples(
     st.sampled_from(["", "0", "31"]),
     st.sampled_from(["2026-11-22T07:45:00.000Z", "x", "é"]),
@@ -125,7 +127,7 @@ _batches = st.tuples(
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_batches)
-def test_avro_writer_output_reads_back_in_fastavro_as_written(batch: tuple[str, str, list[Any]]) -> None:
+def test_avro_writer_output_reads_back_in_fastavro_as_written(batch: DrawnBatch) -> None:
     partition_id, ingested, drawn = batch
     records = [dict(r, PartitionId=partition_id, IngestedTimeUtc=ingested) for r in drawn]
 
@@ -146,7 +148,7 @@ def test_avro_lengths_past_the_lookup_table_read_back(size: int) -> None:
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_batches, st.sampled_from(["jsonl", "jsonl.gz"]))
-def test_json_lines_writer_output_reads_back_as_written(batch: tuple[str, str, list[Any]], fmt: str) -> None:
+def test_json_lines_writer_output_reads_back_as_written(batch: DrawnBatch, fmt: str) -> None:
     partition_id, ingested, drawn = batch
     # JSON lines carry the body as text, so a bronze body is UTF-8 (the contract made sure).
     records = [
@@ -306,8 +308,6 @@ def test_raw_metadata_datum_that_is_not_json_is_read_as_the_library_reads_it() -
 
 def hub_event(body: bytes, number: int, system: list[dict[str, Any]], key: str | None = None) -> Any:
     """One event of a batch whose trigger metadata holds ``system`` (the worker's shape)."""
-    import azure.functions as func
-
     metadata = {"SystemPropertiesArray": meta.Datum(json.dumps(system), "json")}
     return func.EventHubEvent(
         body=body,
@@ -339,3 +339,29 @@ def test_system_properties_array_short_cut_reads_what_the_full_decoding_reads(
     assert (partition, list(columns.partition_keys)) == (expected_partition, expected_keys)
     others = [{k: str(v) for k, v in s.items() if k == "PartitionId"} for s in system]
     assert list(columns.system_properties) == others
+
+
+class _EventSubclass(func.EventHubEvent):
+    """Not exactly azure-functions' class: its public properties are what the handler must read."""
+
+
+def test_columns_of_a_subclassed_event_batch_equal_those_of_the_worker_batch() -> None:
+    events = worker_batch([good_body("a"), good_body("b")], first_seq=7, properties=[{"k": "v"}, {}])
+    copies = [
+        _EventSubclass(
+            body=e.get_body(),
+            trigger_metadata=e._EventHubEvent__trigger_metadata,  # type: ignore[attr-defined]
+            enqueued_time=e.enqueued_time,
+            partition_key=e.partition_key,
+            sequence_number=e.sequence_number,
+            offset=e.offset,
+        )
+        for e in events
+    ]
+
+    assert columns_from_trigger(copies) == columns_from_trigger(events)
+    _, columns = columns_from_trigger(events)
+    assert columns is not None
+    assert list(columns.sequence_numbers) == [7, 8]
+    assert list(columns.offsets) == ["3584", "4096"]
+    assert list(columns.properties) == [{"k": "v"}, {}]
