@@ -122,6 +122,13 @@ def _maps(values: Sequence[Mapping[str, str]]) -> Sequence[bytes]:
     return encoded
 
 
+def _strings(values: Sequence[str]) -> Iterable[bytes]:
+    """Whole encoded strings; a column of one value (partition id, ingestion time) encodes once."""
+    if values and values.count(values[0]) == len(values):
+        return itertools.repeat(encode_string(values[0]), len(values))
+    return list(map(encode_string, values))
+
+
 def _optional_strings(values: Sequence[str | None]) -> list[bytes]:
     if None in values and values.count(None) == len(values):
         return [_NULL_BRANCH] * len(values)
@@ -154,7 +161,7 @@ def avro_container(batch: BronzeBatch, marker: bytes) -> bytes:
     bodies = batch.bodies
     if set(map(type, bodies)) - {bytes}:
         raise TypeError("an Avro bytes field needs bytes")
-    # The fields in schema order, one column each; the two per-batch constants are repeated.
+    # The fields in schema order, one column each (most strings as two: lengths, then bytes).
     columns = (
         encode_longs(batch.sequence_numbers),
         _lengths(offsets),
@@ -165,11 +172,11 @@ def avro_container(batch: BronzeBatch, marker: bytes) -> bytes:
         _maps(batch.properties),
         _lengths(bodies),
         bodies,
-        itertools.repeat(encode_string(batch.partition_id), count),
+        _strings(batch.partition_ids),
         _optional_strings(batch.partition_keys),
         _lengths(event_ids),
         event_ids,
-        itertools.repeat(encode_string(batch.ingested_time), count),
+        _strings(batch.ingested_times),
     )
     records = zip(*columns, strict=True)
     parts = [header(marker)]

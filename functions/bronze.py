@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -57,23 +58,23 @@ _ENCODER = msgspec.json.Encoder()
 
 
 def _bronze_jsonl(batch: BronzeBatch) -> bytes:
-    partition_id, ingested = batch.partition_id, batch.ingested_time
-    return _ENCODER.encode_lines(
-        [
-            _BronzeLine(seq, offset, enqueued, system, props, text, partition_id, key, event_id, ingested)
-            for seq, offset, enqueued, system, props, text, key, event_id in zip(
-                batch.sequence_numbers,
-                batch.offsets,
-                batch.enqueued_times,
-                batch.system_properties,
-                batch.properties,
-                map(bytes.decode, batch.bodies),  # valid bodies are UTF-8
-                batch.partition_keys,
-                batch.event_ids,
-                strict=True,
-            )
-        ]
+    lines = itertools.starmap(
+        _BronzeLine,
+        zip(
+            batch.sequence_numbers,
+            batch.offsets,
+            batch.enqueued_times,
+            batch.system_properties,
+            batch.properties,
+            map(bytes.decode, batch.bodies),  # valid bodies are UTF-8
+            batch.partition_ids,
+            batch.partition_keys,
+            batch.event_ids,
+            batch.ingested_times,
+            strict=True,
+        ),
     )
+    return _ENCODER.encode_lines(list(lines))
 
 
 def encode_bronze(records: Sequence[BronzeRecord], fmt: str, file_stem: str = "") -> bytes:

@@ -14,7 +14,7 @@ import itertools
 import re
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter, itemgetter
 from typing import Any, TypedDict, overload
@@ -105,7 +105,7 @@ class QuarantineRecord(TypedDict):
 
 @dataclass(frozen=True, eq=False)
 class BronzeBatch(Sequence[BronzeRecord]):
-    """The valid events of one batch as columns, read as a sequence of :class:`BronzeRecord`.
+    """Valid events as columns, one per :class:`BronzeRecord` field, read as a sequence of records.
 
     The encoders in :mod:`functions.bronze` write a whole file from the columns without a dict
     per event (the hot path); indexing, iterating and comparing give the records themselves.
@@ -117,32 +117,17 @@ class BronzeBatch(Sequence[BronzeRecord]):
     system_properties: Sequence[Mapping[str, str]]
     properties: Sequence[Mapping[str, str]]
     bodies: Sequence[bytes]
-    partition_id: str
+    partition_ids: Sequence[str]
     partition_keys: Sequence[str | None]
     event_ids: Sequence[str]
-    ingested_time: str
+    ingested_times: Sequence[str]
 
     @classmethod
     def from_records(cls, records: Sequence[BronzeRecord]) -> BronzeBatch:
-        """Columns from records; every record must share one ``PartitionId`` and ``IngestedTimeUtc``."""
+        """Columns from records (a BronzeBatch is returned as it is)."""
         if isinstance(records, BronzeBatch):
             return records
-        shared = {(r["PartitionId"], r["IngestedTimeUtc"]) for r in records}
-        if len(shared) > 1:
-            raise ValueError("the records of one batch share PartitionId and IngestedTimeUtc")
-        partition_id, ingested = next(iter(shared), ("", ""))
-        return cls(
-            sequence_numbers=[r["SequenceNumber"] for r in records],
-            offsets=[r["Offset"] for r in records],
-            enqueued_times=[r["EnqueuedTimeUtc"] for r in records],
-            system_properties=[r["SystemProperties"] for r in records],
-            properties=[r["Properties"] for r in records],
-            bodies=[r["Body"] for r in records],
-            partition_id=partition_id,
-            partition_keys=[r["PartitionKey"] for r in records],
-            event_ids=[r["EventId"] for r in records],
-            ingested_time=ingested,
-        )
+        return cls(*([r[name] for r in records] for name in _BRONZE_FIELDS))  # type: ignore[literal-required]
 
     def __len__(self) -> int:
         return len(self.bodies)
@@ -171,41 +156,17 @@ class BronzeBatch(Sequence[BronzeRecord]):
     def __repr__(self) -> str:
         return f"BronzeBatch({list(self)!r})"
 
-    def _columns(self) -> tuple[Sequence[Any], ...]:
-        return (
-            self.sequence_numbers,
-            self.offsets,
-            self.enqueued_times,
-            self.system_properties,
-            self.properties,
-            self.bodies,
-            self.partition_keys,
-            self.event_ids,
-        )
+    def _columns(self) -> list[Sequence[Any]]:
+        return [getattr(self, name) for name in _COLUMN_NAMES]
 
-    def _record(
-        self,
-        sequence_number: int,
-        offset: str,
-        enqueued: str,
-        system_properties: Mapping[str, str],
-        properties: Mapping[str, str],
-        body: bytes,
-        partition_key: str | None,
-        event_id: str,
-    ) -> BronzeRecord:
-        return {
-            "SequenceNumber": sequence_number,
-            "Offset": offset,
-            "EnqueuedTimeUtc": enqueued,
-            "SystemProperties": system_properties,
-            "Properties": properties,
-            "Body": body,
-            "PartitionId": self.partition_id,
-            "PartitionKey": partition_key,
-            "EventId": event_id,
-            "IngestedTimeUtc": self.ingested_time,
-        }
+    @staticmethod
+    def _record(*values: Any) -> BronzeRecord:
+        return dict(zip(_BRONZE_FIELDS, values, strict=True))  # type: ignore[return-value]
+
+
+# The record fields in their documented order, and the BronzeBatch column holding each.
+_BRONZE_FIELDS = tuple(BronzeRecord.__annotations__)
+_COLUMN_NAMES = tuple(f.name for f in fields(BronzeBatch))
 
 
 @dataclass(frozen=True)
@@ -368,10 +329,10 @@ def process_batch(
         system_properties=take(batch.system_properties),
         properties=take(batch.properties),
         bodies=take(batch.bodies),
-        partition_id=partition,
+        partition_ids=[partition] * len(valid),
         partition_keys=take(batch.partition_keys),
         event_ids=take(outcomes),
-        ingested_time=ingested,
+        ingested_times=[ingested] * len(valid),
     )
     quarantine: list[QuarantineRecord] = []
     reasons: Counter[str] = Counter()

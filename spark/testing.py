@@ -1,41 +1,21 @@
-"""Bronze files written exactly per docs/architecture.md "Bronze records", for tests and benchmarks.
+"""Bronze files for the Spark job's tests and benchmark, without running the ingest Function.
 
-The ingest Function is the production writer; this helper lets the Spark job's tests and
-benchmark build bronze without running it, in all three formats.
+The bytes come from the Function's own encoder (:func:`functions.bronze.encode_bronze`), so
+Spark is tested on exactly what production writes; only the records are made up here.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-import fastavro
-
-AVRO_SCHEMA = fastavro.parse_schema(
-    {
-        "type": "record",
-        "name": "EventData",
-        "namespace": "weather.bronze",
-        "fields": [
-            {"name": "SequenceNumber", "type": "long"},
-            {"name": "Offset", "type": "string"},
-            {"name": "EnqueuedTimeUtc", "type": "string"},
-            {"name": "SystemProperties", "type": {"type": "map", "values": "string"}},
-            {"name": "Properties", "type": {"type": "map", "values": "string"}},
-            {"name": "Body", "type": "bytes"},
-            {"name": "PartitionId", "type": "string"},
-            {"name": "PartitionKey", "type": ["null", "string"]},
-            {"name": "EventId", "type": "string"},
-            {"name": "IngestedTimeUtc", "type": "string"},
-        ],
-    }
-)
+from functions.bronze import encode_bronze, file_name
+from functions.ingest_core import BronzeRecord
 
 
 def utc_text(moment: datetime) -> str:
@@ -125,23 +105,12 @@ def write_bronze_file(
     enqueued = datetime.fromisoformat(first["EnqueuedTimeUtc"].replace("Z", "+00:00"))
     folder = bronze_dir(bronze_root, stream, enqueued)
     folder.mkdir(parents=True, exist_ok=True)
-    name = f"p{first['PartitionId']}-{first['SequenceNumber']:020d}-{last['SequenceNumber']:020d}.{fmt}"
-    final = folder / name
-    temp = folder / f"_{name}.{uuid.uuid4().hex}.tmp"
-    if fmt == "avro":
-        with temp.open("wb") as out:
-            fastavro.writer(out, AVRO_SCHEMA, rows, codec="deflate")
-    else:
-        lines = "".join(_json_line(row) + "\n" for row in rows).encode()
-        temp.write_bytes(gzip.compress(lines) if fmt == "jsonl.gz" else lines)
+    stem = f"p{first['PartitionId']}-{first['SequenceNumber']:020d}-{last['SequenceNumber']:020d}"
+    final = folder / file_name(stem, fmt)
+    temp = folder / f"_{final.name}.{uuid.uuid4().hex}.tmp"
+    temp.write_bytes(encode_bronze(cast("list[BronzeRecord]", rows), fmt, stem))  # the Function's encoder
     try:
         os.link(temp, final)
     finally:
         temp.unlink()
     return final
-
-
-def _json_line(record: Mapping[str, Any]) -> str:
-    row = dict(record)
-    row["Body"] = row["Body"].decode("utf-8")
-    return json.dumps(row, separators=(",", ":"))

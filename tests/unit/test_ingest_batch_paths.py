@@ -101,10 +101,26 @@ def test_validate_batch_needs_one_enqueued_time_per_body() -> None:
 # The bronze Avro writer: what fastavro (an independent implementation) reads back
 
 _text = st.text(max_size=20)
-DrawnBatch = tuple[str, str, list[dict[str, Any]]]  # partition id, ingestion time, records
+# A batch: the partition id and ingestion time all records share (as the Function writes them),
+# or None for each record's own; then the records.
+DrawnBatch = tuple[str | None, str | None, list[dict[str, Any]]]
+
+
+def shared_or_own(batch: DrawnBatch) -> list[dict[str, Any]]:
+    partition_id, ingested, drawn = batch
+    return [
+        dict(
+            r,
+            PartitionId=r["PartitionId"] if partition_id is None else partition_id,
+            IngestedTimeUtc=r["IngestedTimeUtc"] if ingested is None else ingested,
+        )
+        for r in drawn
+    ]
+
+
 _batches = st.tuples(
-    st.sampled_from(["", "0", "31"]),
-    st.sampled_from(["2026-11-22T07:45:00.000Z", "x", "é"]),
+    st.sampled_from([None, "", "0", "31"]),
+    st.sampled_from([None, "2026-11-22T07:45:00.000Z", "é"]),
     st.lists(
         st.fixed_dictionaries(
             {
@@ -116,8 +132,10 @@ _batches = st.tuples(
                 "Properties": st.sampled_from([{}, {"source": "sim"}])
                 | st.dictionaries(_text, _text, max_size=3),
                 "Body": st.binary(max_size=300),
+                "PartitionId": st.sampled_from(["", "0", "31"]),
                 "PartitionKey": st.none() | _text,
                 "EventId": _text,
+                "IngestedTimeUtc": st.sampled_from(["2026-11-22T07:45:00.000Z", "x", "é"]),
             }
         ),
         max_size=40,
@@ -128,8 +146,7 @@ _batches = st.tuples(
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_batches)
 def test_avro_writer_output_reads_back_in_fastavro_as_written(batch: DrawnBatch) -> None:
-    partition_id, ingested, drawn = batch
-    records = [dict(r, PartitionId=partition_id, IngestedTimeUtc=ingested) for r in drawn]
+    records = shared_or_own(batch)
 
     data = encode_bronze(records, "avro", "p0")  # type: ignore[arg-type]
 
@@ -149,12 +166,8 @@ def test_avro_lengths_past_the_lookup_table_read_back(size: int) -> None:
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_batches, st.sampled_from(["jsonl", "jsonl.gz"]))
 def test_json_lines_writer_output_reads_back_as_written(batch: DrawnBatch, fmt: str) -> None:
-    partition_id, ingested, drawn = batch
     # JSON lines carry the body as text, so a bronze body is UTF-8 (the contract made sure).
-    records = [
-        dict(r, PartitionId=partition_id, IngestedTimeUtc=ingested, Body=r["Body"].decode("latin-1").encode())
-        for r in drawn
-    ]
+    records = [dict(r, Body=r["Body"].decode("latin-1").encode()) for r in shared_or_own(batch)]
 
     data = encode_bronze(records, fmt, "p0")  # type: ignore[arg-type]
 
@@ -163,11 +176,14 @@ def test_json_lines_writer_output_reads_back_as_written(batch: DrawnBatch, fmt: 
     assert text.count(b"\n") == len(records)  # one line per record, whatever the text holds
 
 
-def test_records_of_one_batch_share_partition_and_ingestion_time() -> None:
-    records = [good_record(1), dict(good_record(2), PartitionId="7")]
+@pytest.mark.parametrize("fmt", ["jsonl", "avro"])
+def test_records_with_their_own_partition_and_ingestion_time_read_back(fmt: str) -> None:
+    records = [
+        good_record(1),
+        dict(good_record(2), PartitionId="7", IngestedTimeUtc="2026-11-22T08:00:00.000Z"),
+    ]
 
-    with pytest.raises(ValueError, match="share PartitionId"):
-        BronzeBatch.from_records(records)  # type: ignore[arg-type]
+    assert decode_bronze(encode_bronze(records, fmt, "p0"), fmt) == records  # type: ignore[arg-type]
 
 
 def test_bronze_batch_reads_as_the_records_it_was_made_of() -> None:
