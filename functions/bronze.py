@@ -10,7 +10,7 @@ import gzip
 import hashlib
 import io
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import fastavro
@@ -35,25 +35,12 @@ def file_name(file_stem: str, fmt: str) -> str:
     return f"{file_stem}.{fmt}"
 
 
-class _BronzeLine(msgspec.Struct, gc=False):
-    """One bronze JSON line: a :class:`BronzeRecord` with the body as text, fields in order.
-
-    msgspec encodes a Struct's pre-encoded keys faster than a dict's, and ``encode_lines``
-    writes the whole file into one buffer; per record that is a fraction of a call per dict.
-    """
-
-    SequenceNumber: int
-    Offset: str
-    EnqueuedTimeUtc: str
-    SystemProperties: Mapping[str, str]
-    Properties: Mapping[str, str]
-    Body: str
-    PartitionId: str
-    PartitionKey: str | None
-    EventId: str
-    IngestedTimeUtc: str
-
-
+# One bronze JSON line: the BronzeRecord fields in their order, with the body as text. msgspec
+# encodes a Struct's pre-encoded keys faster than a dict's, and ``encode_lines`` writes the
+# whole file into one buffer: a fraction of a call per record.
+_BronzeLine = msgspec.defstruct(
+    "BronzeLine", [(name, Any) for name in BronzeRecord.__annotations__], gc=False
+)
 _ENCODER = msgspec.json.Encoder()
 
 

@@ -357,10 +357,8 @@ def _only_promoted_system_properties(event: func.EventHubEvent, length: int, *, 
     With ``check_key``, also whether no entry has a non-null ``PartitionKey`` (the fallback for
     events without one). False whenever it cannot tell cheaply; the caller then decodes it all.
     """
-    raw = getattr(event, "_EventHubEvent__trigger_metadata", None)
-    datum = raw.get("SystemPropertiesArray") if isinstance(raw, Mapping) else None
-    text = getattr(datum, "value", None)
-    if getattr(datum, "type", None) != "json" or not isinstance(text, str | bytes):
+    text = _raw_json(event, "SystemPropertiesArray")
+    if text is None:
         return False
     try:
         entries = _PROMOTED_ONLY.decode(text)
@@ -377,16 +375,24 @@ def _string_properties(event: func.EventHubEvent, length: int) -> Sequence[Mappi
     One msgspec call decodes and checks it; anything else (other value types, another length,
     no such entry) is left to the general path, which renders values as strings.
     """
-    raw = getattr(event, "_EventHubEvent__trigger_metadata", None)
-    datum = raw.get("PropertiesArray") if isinstance(raw, Mapping) else None
-    text = getattr(datum, "value", None)
-    if getattr(datum, "type", None) != "json" or not isinstance(text, str | bytes):
+    text = _raw_json(event, "PropertiesArray")
+    if text is None:
         return None
     try:
         maps: list[dict[str, str]] = _STRING_MAPS.decode(text)
     except (msgspec.ValidationError, msgspec.DecodeError):
         return None
     return maps if len(maps) == length else None
+
+
+def _raw_json(event: func.EventHubEvent, name: str) -> str | bytes | None:
+    """The undecoded JSON text of one trigger metadata entry, or None when it is not JSON text."""
+    raw = getattr(event, "_EventHubEvent__trigger_metadata", None)
+    datum = raw.get(name) if isinstance(raw, Mapping) else None
+    text = getattr(datum, "value", None)
+    if getattr(datum, "type", None) != "json" or not isinstance(text, str | bytes):
+        return None
+    return text
 
 
 def _offset_text(offset: Any, system: Mapping[str, Any]) -> str:
