@@ -19,11 +19,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import StructType
 
+from spark.batch import ArrowCheckedBatch, CheckedBatch, Rows, SparkCheckedBatch
 from spark.schemas import (
     BRONZE_AVRO_SCHEMA,
     BRONZE_JSON_SCHEMA,
@@ -96,6 +98,13 @@ def _on_null_safe(columns: Iterable[str]) -> str:
     return " AND ".join(f"(t.{c} IS NOT DISTINCT FROM s.{c})" for c in columns)
 
 
+def _arrow(rows: Rows, schema: StructType) -> pa.Table:
+    """The rows as an Arrow table of the schema's columns (a frame is collected once)."""
+    if isinstance(rows, pa.Table):
+        return rows.select(schema.names)
+    return rows.select(*schema.names).toArrow()
+
+
 class DeltaEngine(ABC):
     """The port the job and reprocessing talk to."""
 
@@ -123,17 +132,21 @@ class DeltaEngine(ABC):
         """Whether silver may hold rows on any of these event dates (True when unsure)."""
         return True
 
+    def hold(self, checked: DataFrame) -> CheckedBatch:
+        """Hold a micro-batch's :func:`~spark.transforms.check_bronze` rows for its writes."""
+        return SparkCheckedBatch(checked)
+
     @abstractmethod
-    def insert_new_silver(self, rows: DataFrame, dates: list[date], txn: Txn) -> WriteResult:
+    def insert_new_silver(self, rows: Rows, dates: list[date], txn: Txn) -> WriteResult:
         """Insert-only MERGE on ``event_id`` pruned by ``event_date``; a known event is left alone."""
 
     @abstractmethod
-    def append_quarantine(self, rows: DataFrame, txn: Txn | None) -> WriteResult:
+    def append_quarantine(self, rows: Rows, txn: Txn | None) -> WriteResult:
         """Insert rejected rows not already quarantined (keyed by file, partition, sequence, text)."""
 
     @abstractmethod
     def merge_gold(
-        self, rows: DataFrame, txn: Txn | None, replace: tuple[date, date] | None = None
+        self, rows: Rows, txn: Txn | None, replace: tuple[date, date] | None = None
     ) -> WriteResult:
         """MERGE recomputed windows on the key; update only windows whose values changed.
 
@@ -265,13 +278,17 @@ class LocalEngine(DeltaEngine):
             deleted=int(metrics.get("num_target_rows_deleted", 0)),
         )
 
-    def insert_new_silver(self, rows: DataFrame, dates: list[date], txn: Txn) -> WriteResult:
+    def hold(self, checked: DataFrame) -> CheckedBatch:
+        # deltalake writes Arrow: one pass to Arrow answers every question the batch is asked.
+        return ArrowCheckedBatch(self.spark, checked)
+
+    def insert_new_silver(self, rows: Rows, dates: list[date], txn: Txn) -> WriteResult:
         from deltalake import write_deltalake
 
         table = self._table(self.lake.silver_table)
         if self._done(table, txn):
             return WriteResult(skipped=True)
-        data = rows.select(*SILVER_SCHEMA.names).toArrow()
+        data = _arrow(rows, SILVER_SCHEMA)
         if data.num_rows == 0:
             return WriteResult()
         day_list = ", ".join(f"'{d.isoformat()}'" for d in dates)
@@ -296,11 +313,11 @@ class LocalEngine(DeltaEngine):
         )
         return self._result(metrics)
 
-    def append_quarantine(self, rows: DataFrame, txn: Txn | None) -> WriteResult:
+    def append_quarantine(self, rows: Rows, txn: Txn | None) -> WriteResult:
         table = self._table(self.lake.quarantine_table)
         if self._done(table, txn):
             return WriteResult(skipped=True)
-        data = rows.select(*QUARANTINE_SCHEMA.names).toArrow()
+        data = _arrow(rows, QUARANTINE_SCHEMA)
         if data.num_rows == 0:
             return WriteResult()
         metrics = (
@@ -317,12 +334,12 @@ class LocalEngine(DeltaEngine):
         return self._result(metrics)
 
     def merge_gold(
-        self, rows: DataFrame, txn: Txn | None, replace: tuple[date, date] | None = None
+        self, rows: Rows, txn: Txn | None, replace: tuple[date, date] | None = None
     ) -> WriteResult:
         table = self._table(self.lake.gold_table)
         if self._done(table, txn):
             return WriteResult(skipped=True)
-        data = rows.select(*GOLD_SCHEMA.names).toArrow()
+        data = _arrow(rows, GOLD_SCHEMA)
         if data.num_rows == 0 and replace is None:
             return WriteResult()
         merger = (
@@ -345,7 +362,7 @@ class LocalEngine(DeltaEngine):
 
     def replace_silver_range(self, rows: DataFrame, start: date, end: date) -> WriteResult:
         table = self._table(self.lake.silver_table)
-        data = rows.select(*SILVER_SCHEMA.names).toArrow()
+        data = _arrow(rows, SILVER_SCHEMA)
         in_range = f"t.event_date >= '{start.isoformat()}' AND t.event_date <= '{end.isoformat()}'"
         metrics = (
             table.merge(
@@ -446,6 +463,12 @@ class DatabricksEngine(DeltaEngine):
             F.col(SILVER_PARTITION_COLUMN).isin(*event_dates)
         )
 
+    def _frame(self, rows: Rows, schema: StructType) -> DataFrame:
+        # The job hands Databricks frames (SparkCheckedBatch); a table is turned back into one.
+        if isinstance(rows, pa.Table):
+            return self.spark.createDataFrame(rows.select(schema.names), schema)
+        return rows
+
     def _with_txn(self, txn: Txn | None) -> None:
         # Delta skips a MERGE whose (txnAppId, txnVersion) it has already committed.
         if txn is None:
@@ -463,7 +486,8 @@ class DatabricksEngine(DeltaEngine):
             self._with_txn(None)
         return WriteResult()
 
-    def insert_new_silver(self, rows: DataFrame, dates: list[date], txn: Txn) -> WriteResult:
+    def insert_new_silver(self, rows: Rows, dates: list[date], txn: Txn) -> WriteResult:
+        rows = self._frame(rows, SILVER_SCHEMA)
         day_list = ", ".join(f"DATE'{d.isoformat()}'" for d in dates) or "NULL"
         merger = (
             self._delta(self.lake.silver_table)
@@ -476,7 +500,8 @@ class DatabricksEngine(DeltaEngine):
         )
         return self._run(merger, txn)
 
-    def append_quarantine(self, rows: DataFrame, txn: Txn | None) -> WriteResult:
+    def append_quarantine(self, rows: Rows, txn: Txn | None) -> WriteResult:
+        rows = self._frame(rows, QUARANTINE_SCHEMA)
         merger = (
             self._delta(self.lake.quarantine_table)
             .alias("t")
@@ -485,8 +510,9 @@ class DatabricksEngine(DeltaEngine):
         return self._run(merger.whenNotMatchedInsertAll(), txn)
 
     def merge_gold(
-        self, rows: DataFrame, txn: Txn | None, replace: tuple[date, date] | None = None
+        self, rows: Rows, txn: Txn | None, replace: tuple[date, date] | None = None
     ) -> WriteResult:
+        rows = self._frame(rows, GOLD_SCHEMA)
         merger = (
             self._delta(self.lake.gold_table)
             .alias("t")

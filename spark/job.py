@@ -32,11 +32,10 @@ from pyspark.sql import functions as F
 from spark.engine import BRONZE_FORMATS, DeltaEngine, LakeConfig, Txn, pick_engine
 from spark.schemas import GOLD_KEY
 from spark.transforms import (
+    SILVER_TO_GOLD_COLUMNS,
+    TOUCHED_WINDOW_COLUMNS,
     check_bronze,
-    dedupe_events,
-    has_duplicate_ids,
     silver_to_gold,
-    split_checked,
     touched_windows,
     window_start,
 )
@@ -126,43 +125,39 @@ def process_batch(
         Counts for this batch.
     """
     processed_at = processed_at or now_utc()
-    checked = check_bronze(bronze, processed_at).persist()
+    batch = engine.hold(check_bronze(bronze, processed_at))
     try:
-        valid, rejected = split_checked(checked)
-        silver = (dedupe_events(valid) if has_duplicate_ids(valid) else valid).persist()
-        try:
-            dates = sorted(row[0] for row in silver.select("event_date").distinct().collect())
-            # Asked before the insert: when silver held nothing on these dates, silver's rows of the
-            # touched windows afterwards are exactly this batch's, so gold is aggregated from the
-            # cached batch instead of read back from the table (same rows, same exact sums). A
-            # replay finds its own earlier insert and takes the read-back path.
-            from_batch = not engine.silver_has_dates(dates)
-            silver_result = engine.insert_new_silver(silver, dates, Txn(f"{app_id}:silver", batch_id))
-            if hook:
-                hook("silver", batch_id)
-            quarantine_result = engine.append_quarantine(rejected, Txn(f"{app_id}:quarantine", batch_id))
-            if hook:
-                hook("quarantine", batch_id)
-            if from_batch:
-                gold = silver_to_gold(silver, window_minutes, processed_at).persist()
-                windows = gold.count()  # every window the batch touches has a gold row
-                gold_result = engine.merge_gold(gold, Txn(f"{app_id}:gold", batch_id))
-                gold.unpersist()
-            else:
-                touched = touched_windows(silver, window_minutes).persist()
-                windows = touched.count()
-                gold = silver_to_gold(
-                    recompute_windows(engine, touched, dates, window_minutes), window_minutes, processed_at
-                )
-                gold_result = engine.merge_gold(gold, Txn(f"{app_id}:gold", batch_id))
-                touched.unpersist()
-            if hook:
-                hook("gold", batch_id)
-            bronze_rows = checked.count()
-        finally:
-            silver.unpersist()
+        dates = batch.dates()
+        # Asked before the insert: when silver held nothing on these dates, silver's rows of the
+        # touched windows afterwards are exactly this batch's, so gold is aggregated from the
+        # batch instead of read back from the table (same rows, same exact sums). A replay finds
+        # its own earlier insert and takes the read-back path.
+        from_batch = not engine.silver_has_dates(dates)
+        silver_result = engine.insert_new_silver(batch.silver, dates, Txn(f"{app_id}:silver", batch_id))
+        if hook:
+            hook("silver", batch_id)
+        quarantine_result = engine.append_quarantine(batch.rejected, Txn(f"{app_id}:quarantine", batch_id))
+        if hook:
+            hook("quarantine", batch_id)
+        if from_batch:
+            silver = batch.silver_frame(SILVER_TO_GOLD_COLUMNS)
+            gold = silver_to_gold(silver, window_minutes, processed_at).persist()
+            windows = gold.count()  # every window the batch touches has a gold row
+            gold_result = engine.merge_gold(gold, Txn(f"{app_id}:gold", batch_id))
+            gold.unpersist()
+        else:
+            touched = touched_windows(batch.silver_frame(TOUCHED_WINDOW_COLUMNS), window_minutes).persist()
+            windows = touched.count()
+            gold = silver_to_gold(
+                recompute_windows(engine, touched, dates, window_minutes), window_minutes, processed_at
+            )
+            gold_result = engine.merge_gold(gold, Txn(f"{app_id}:gold", batch_id))
+            touched.unpersist()
+        if hook:
+            hook("gold", batch_id)
+        bronze_rows = batch.bronze_rows()
     finally:
-        checked.unpersist()
+        batch.release()
     results = (silver_result, quarantine_result, gold_result)
     return {
         "batch_id": batch_id,

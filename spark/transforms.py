@@ -29,6 +29,9 @@ _BODY_MAP = T.MapType(T.StringType(), T.VariantType()).simpleString()
 _KNOWN_FIELDS = [rule.name for rule in FIELDS]
 _TIME_RULE = next(rule for rule in FIELDS if rule.format == "date-time")
 _SPARK_NAME = {"string": "string", "number": "double", "integer": "long"}
+# check_bronze parses these two timestamps once, into these columns.
+_EVENT_TIME = "_event_time"
+_ENQUEUED_TIME = "_enqueued_time"
 
 
 def _typed_body_schema() -> str:
@@ -67,14 +70,15 @@ def _raw_has_string_value(body: Column, rule: FieldRule, value: Column) -> Colum
     """
     compact = F.concat(F.lit(f'"{rule.name}":"'), value, F.lit('"'))
     spaced = F.concat(F.lit(f'"{rule.name}": "'), value, F.lit('"'))
-    return (F.instr(body, compact) > 0) | (F.instr(body, spaced) > 0)
+    # contains compares bytes; instr would walk the body character by character (3x the cost).
+    return F.contains(body, compact) | F.contains(body, spaced)
 
 
 def _fast_field_ok(body: Column, rule: FieldRule) -> Column:
     value = _typed(rule)
     if not rule.required:
         # Absent is fine; a JSON null (or a wrong type) reads as null too, so the key must be absent.
-        absent = value.isNull() & (F.instr(body, f'"{rule.name}"') == 0)
+        absent = value.isNull() & ~F.contains(body, F.lit(f'"{rule.name}"'))
         return absent | _fast_value_ok(body, rule, value)
     return value.isNotNull() & _fast_value_ok(body, rule, value)
 
@@ -84,7 +88,7 @@ def _fast_value_ok(body: Column, rule: FieldRule, value: Column) -> Column:
     if rule.type == "string":
         ok.append(_raw_has_string_value(body, rule, value))
         if rule.format == "date-time":
-            ok.append(F.try_to_timestamp(value).isNotNull())
+            ok.append(F.col(_EVENT_TIME).isNotNull())
         if rule.min_length is not None:
             ok.append(F.char_length(value) >= rule.min_length)
         if rule.max_length is not None:
@@ -106,7 +110,7 @@ def _fast_value_ok(body: Column, rule: FieldRule, value: Column) -> Column:
 def _is_future(event_time: Column) -> Column:
     if _TIME_RULE.max_future_skew is None:
         return F.lit(False)
-    enqueued = F.coalesce(F.try_to_timestamp(F.col("EnqueuedTimeUtc")), F.current_timestamp())
+    enqueued = F.coalesce(F.col(_ENQUEUED_TIME), F.current_timestamp())
     skew_micros = int(_TIME_RULE.max_future_skew.total_seconds() * 1_000_000)
     return (F.unix_micros(event_time) - F.unix_micros(enqueued)) > skew_micros
 
@@ -120,11 +124,23 @@ def _fast_valid(bronze: DataFrame) -> Column:
         ok.append(F.is_valid_utf8(F.col(BODY_COLUMN)))
     # Nested objects or arrays could hide a look-alike key; leave those bodies to the exact tier.
     ok.append(F.col("_event").isNotNull())
-    ok.append(F.instr(F.substring(body, 2, MAX_BODY_BYTES), "{") == 0)
-    ok.append(F.instr(body, "[") == 0)
+    ok.append(_flat(body))
+    ok.append(~F.contains(body, F.lit("[")))
     ok += [_fast_field_ok(body, rule) for rule in FIELDS]
-    ok.append(~_is_future(F.try_to_timestamp(_typed(_TIME_RULE))))
+    ok.append(~_is_future(F.col(_EVENT_TIME)))
     return _all(ok)
+
+
+def _flat(body: Column) -> Column:
+    """No ``{`` after the first character: ``instr(substring(body, 2), "{") = 0``, without copying.
+
+    ``{`` is one byte in UTF-8 and never part of another character, so this holds exactly when
+    the body has fewer than two ``{`` and any one it has is its first byte. substring_index
+    returns the body itself when it finds fewer than two, and searches bytes (instr walks
+    characters, and the substring would be a copy of the body).
+    """
+    fewer_than_two = F.octet_length(F.substring_index(body, "{", 2)) == F.octet_length(body)
+    return fewer_than_two & (~F.contains(body, F.lit("{")) | F.startswith(body, F.lit("{")))
 
 
 # --- exact tier ----------------------------------------------------------------------------------
@@ -204,13 +220,25 @@ def _exact_reasons(bronze: DataFrame) -> Column:
     return whole_body.otherwise(F.array_compact(F.array(*per_field)))
 
 
-def _rescued(bronze: DataFrame) -> Column:
-    """Unknown body fields as a JSON object string, or null; only bodies with unknown keys pay."""
+def _rescued_exact(bronze: DataFrame) -> Column:
+    """Unknown body fields as a JSON object string, or null: lists every body's keys."""
     keys = F.json_object_keys(_body_text(bronze))
     body_map = F.from_json(_body_text(bronze), _BODY_MAP)
     unknown = F.map_filter(body_map, lambda key, _value: ~key.isin(*_KNOWN_FIELDS))
     has_unknown = F.size(F.array_except(keys, F.array(*[F.lit(k) for k in _KNOWN_FIELDS]))) > 0
     return F.when(has_unknown, F.to_json(unknown))
+
+
+def _rescued(bronze: DataFrame) -> Column:
+    """:func:`_rescued_exact`, skipping the second JSON scan for bodies spelled as Spark would.
+
+    A body equal to ``to_json`` of its typed parse is a JSON object whose keys are exactly the
+    known fields it holds, so it has no unknown ones (null, as the exact path says). Bodies
+    written another way (spacing, key order, number spelling, escapes, unknown or repeated keys)
+    simply take the exact path. Compact producers (orjson, contract order) match.
+    """
+    canonical = F.to_json(F.col("_event")) == _body_text(bronze)
+    return F.when(canonical, F.lit(None).cast("string")).otherwise(_rescued_exact(bronze))
 
 
 def check_bronze(bronze: DataFrame, processed_at: datetime) -> DataFrame:
@@ -229,17 +257,19 @@ def check_bronze(bronze: DataFrame, processed_at: datetime) -> DataFrame:
         "*",
         F.from_json(_body_text(bronze), _typed_body_schema()).alias("_event"),
         F.lit(processed_at).cast("timestamp").alias("_processed_at"),
+    ).select(
+        # Parsed once here: the check, the future-time rule and the silver columns all use them.
+        "*",
+        F.try_to_timestamp(_typed(_TIME_RULE)).alias(_EVENT_TIME),
+        F.try_to_timestamp(F.col("EnqueuedTimeUtc")).alias(_ENQUEUED_TIME),
     )
     reasons = F.when(_fast_valid(bronze), F.array().cast("array<string>")).otherwise(_exact_reasons(bronze))
     return parsed.select(
-        *[
-            (F.try_to_timestamp(_typed(rule)) if rule is _TIME_RULE else _typed(rule)).alias(rule.column)
-            for rule in FIELDS
-        ],
+        *[(F.col(_EVENT_TIME) if rule is _TIME_RULE else _typed(rule)).alias(rule.column) for rule in FIELDS],
         _rescued(bronze).alias("_rescued_data"),
         F.col("PartitionId").alias("partition_id"),
         F.col("SequenceNumber").alias("sequence_number"),
-        F.try_to_timestamp(F.col("EnqueuedTimeUtc")).alias("enqueued_time"),
+        F.col(_ENQUEUED_TIME).alias("enqueued_time"),
         F.try_to_timestamp(F.col("IngestedTimeUtc")).alias("ingested_at"),
         F.col(SOURCE_FILE_COLUMN),
         F.col("_processed_at").alias("processed_at"),
@@ -250,30 +280,70 @@ def check_bronze(bronze: DataFrame, processed_at: datetime) -> DataFrame:
     )
 
 
+def _silver_columns() -> dict[str, Column]:
+    """The silver columns of a checked row by name (meaningful for valid rows)."""
+    defaults = {rule.column: rule.default for rule in FIELDS if rule.default is not None}
+    columns = {
+        f.name: (
+            F.coalesce(F.col(f.name), F.lit(defaults[f.name])) if f.name in defaults else F.col(f.name)
+        ).cast(f.dataType)
+        for f in SILVER_SCHEMA.fields
+        if f.name != "event_date"
+    }
+    columns["event_date"] = F.to_date(F.col("event_time"))
+    return columns
+
+
+def _quarantine_columns() -> dict[str, Column]:
+    """The quarantine columns of a checked row by name (meaningful for rejected rows)."""
+    return {
+        "event_id": F.coalesce(F.col("event_id"), F.col("_envelope_event_id")),
+        "reasons": F.col("_reasons"),
+        "body": F.col("_body_text"),
+        **{f.name: F.col(f.name) for f in QUARANTINE_SCHEMA.fields[3:]},
+    }
+
+
 def split_checked(checked: DataFrame) -> tuple[DataFrame, DataFrame]:
     """Split :func:`check_bronze` output into ``(valid, rejected)``; every row lands in exactly one.
 
     Valid rows are in ``SILVER_SCHEMA`` (not yet deduplicated); rejected rows are in
     ``QUARANTINE_SCHEMA`` with their reason codes.
     """
-    defaults = {rule.column: rule.default for rule in FIELDS if rule.default is not None}
     valid = checked.where(F.size("_reasons") == 0).select(
-        *[
-            (F.coalesce(F.col(f.name), F.lit(defaults[f.name])) if f.name in defaults else F.col(f.name))
-            .cast(f.dataType)
-            .alias(f.name)
-            for f in SILVER_SCHEMA.fields
-            if f.name != "event_date"
-        ],
-        F.to_date(F.col("event_time")).alias("event_date"),
+        *[column.alias(name) for name, column in _silver_columns().items()]
     )
     rejected = checked.where(F.size("_reasons") > 0).select(
-        F.coalesce(F.col("event_id"), F.col("_envelope_event_id")).alias("event_id"),
-        F.col("_reasons").alias("reasons"),
-        F.col("_body_text").alias("body"),
-        *[F.col(f.name) for f in QUARANTINE_SCHEMA.fields[3:]],
+        *[column.alias(name) for name, column in _quarantine_columns().items()]
     )
     return valid, rejected
+
+
+#: The flat_checked columns only rejected rows fill, by quarantine column name (apart from silver's).
+QUARANTINE_ONLY_COLUMNS = {"event_id": "_quarantine_event_id", "reasons": "reasons", "body": "body"}
+VALID_COLUMN = "_valid"
+
+
+def flat_checked(checked: DataFrame) -> DataFrame:
+    """:func:`split_checked` as one frame, so that one pass (one ``toArrow``) yields both sides.
+
+    Every row has ``_valid``, the silver columns (null on rejected rows) and the quarantine's own
+    columns (``QUARANTINE_ONLY_COLUMNS``, null on valid rows); the ingestion columns are shared.
+    Filtering on ``_valid`` and taking either side's columns gives exactly ``split_checked``'s rows.
+    """
+    valid = F.size("_reasons") == 0
+    shared = {f.name for f in QUARANTINE_SCHEMA.fields[3:]}
+    # Guarded by the verdict like split_checked's filter: a cast must not fail on a rejected row.
+    silver = [
+        (column if name in shared else F.when(valid, column)).alias(name)
+        for name, column in _silver_columns().items()
+    ]
+    quarantine = [
+        F.when(~valid, column).alias(QUARANTINE_ONLY_COLUMNS[name])
+        for name, column in _quarantine_columns().items()
+        if name not in shared
+    ]
+    return checked.select(valid.alias(VALID_COLUMN), *silver, *quarantine)
 
 
 def bronze_to_silver(bronze: DataFrame, processed_at: datetime) -> tuple[DataFrame, DataFrame]:
@@ -299,6 +369,10 @@ def window_start(event_time: Column, window_minutes: int) -> Column:
     return F.timestamp_micros(micros - F.pmod(micros, F.lit(size)))
 
 
+#: The silver columns :func:`touched_windows` reads.
+TOUCHED_WINDOW_COLUMNS = ["location", "event_time"]
+
+
 def touched_windows(silver: DataFrame, window_minutes: int) -> DataFrame:
     """The distinct gold keys (``location``, ``window_start``) that silver rows fall into."""
     return silver.select(
@@ -318,6 +392,19 @@ def _exact_sum(name: str) -> Column:
 
 def _exact_avg(name: str) -> Column:
     return (_exact_sum(name) / F.count(F.lit(1)) / _FIXED_POINT).cast("double")
+
+
+#: The silver columns :func:`silver_to_gold` reads.
+SILVER_TO_GOLD_COLUMNS = [
+    "location",
+    "event_time",
+    "temperature",
+    "humidity",
+    "wind_speed",
+    "wind_direction",
+    "precipitation",
+    "conditions",
+]
 
 
 def silver_to_gold(silver: DataFrame, window_minutes: int, updated_at: datetime) -> DataFrame:
