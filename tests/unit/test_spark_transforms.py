@@ -418,3 +418,65 @@ def test_dominant_values_are_the_most_frequent_and_ties_go_to_the_alphabetically
             Row(location="Bergen", dominant_wind_direction="E", dominant_conditions="Fog"),
         ],
     )
+
+
+# Bodies for the cheaper paths: each must give exactly what the exact path (or formula) gives.
+_COMPACT = weather_body("Oslo", T0, event_id="e-1")
+SPELLINGS: list[bytes] = [
+    json.dumps(_COMPACT, separators=(",", ":")).encode(),  # as Spark's to_json writes it
+    json.dumps({**_COMPACT, "firmware": "2.1"}, separators=(",", ":")).encode(),  # unknown key last
+    json.dumps({"firmware": "2.1", **_COMPACT}, separators=(",", ":")).encode(),  # unknown key first
+    json.dumps(_COMPACT).encode(),  # spaced
+    json.dumps(dict(reversed(list(_COMPACT.items()))), separators=(",", ":")).encode(),  # key order
+    # Keys spelled inside string values, with and without an unknown key of that name.
+    json.dumps({**_COMPACT, "conditions": '"firmware":"2.1"'}, separators=(",", ":")).encode(),
+    json.dumps({**_COMPACT, "conditions": '"firmware":"2.1"', "firmware": 1}, separators=(",", ":")).encode(),
+    json.dumps({**_COMPACT, "conditions": 'Snow "heavy" \\ {x}'}, separators=(",", ":")).encode(),  # escapes
+    json.dumps(_COMPACT, separators=(",", ":")).encode()[:-1] + b',"eventId":"e-1"}',  # repeated known key
+    json.dumps(_COMPACT, separators=(",", ":")).encode()[:-1] + b',"x":1,"x":2}',  # repeated unknown key
+    json.dumps(_COMPACT, separators=(",", ":")).encode() + b' "x":1}',  # trailing text after the object
+    json.dumps({**_COMPACT, "temperature": 1e-05}, separators=(",", ":")).encode(),  # number spelling
+    json.dumps({**_COMPACT, "location": "Tromsø"}, ensure_ascii=False, separators=(",", ":")).encode(),
+    b'{"eventId":"e-1"}',
+    b"{}",
+    b"not json",
+]
+
+
+def test_the_rescue_short_cut_gives_what_the_exact_path_gives_for_every_spelling(spark: Any) -> None:
+    from pyspark.sql import functions as F
+
+    from spark.transforms import _canonical, _rescued_exact, check_bronze
+
+    frame = bronze_rows(spark, [record(body, seq=i) for i, body in enumerate(SPELLINGS)])
+    checked = check_bronze(frame, PROCESSED).select("sequence_number", "_rescued_data")
+    exact = frame.select(
+        F.col("SequenceNumber").alias("sequence_number"), _rescued_exact(frame).alias("_rescued_data")
+    )
+    assertDataFrameEqual(checked, exact)
+    rescued: dict[int, str | None] = {row[0]: row[1] for row in checked.collect()}
+    assert rescued[1] == rescued[2] == '{"firmware":"2.1"}' and rescued[6] == '{"firmware":1}'
+    assert rescued[0] is None and rescued[5] is None
+
+    from spark.transforms import _typed_body_schema
+
+    typed = frame.select(
+        "SequenceNumber", "Body", F.from_json(F.col("Body"), _typed_body_schema()).alias("_event")
+    )
+    short_cut = sorted(r[0] for r in typed.where(_canonical(typed)).select("SequenceNumber").collect())
+    assert 0 in short_cut and 1 not in short_cut and 3 not in short_cut  # the test covers both paths
+
+
+def test_the_flat_body_test_equals_instr_over_the_substring_from_the_second_character(spark: Any) -> None:
+    from pyspark.sql import functions as F
+
+    from contract import MAX_BODY_BYTES
+    from spark.transforms import _flat
+
+    bodies = ["{}", '{"a":1}', '{"a":{"b":1}}', "{{", " {}", "x{", "", "ø{", "{ø}", "øø", "{ø{", "{" * 3, "a"]
+    frame = spark.createDataFrame([(b,) for b in [*bodies, None]], "Body string")
+    body = F.col("Body")
+    original = F.instr(F.substring(body, 2, MAX_BODY_BYTES), "{") == 0
+    rows = frame.select("Body", _flat(body).alias("new"), original.alias("original")).collect()
+    assert [(r.Body, r.new) for r in rows] == [(r.Body, r.original) for r in rows]
+    assert {r.new for r in rows} == {True, False, None}
