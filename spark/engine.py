@@ -132,7 +132,7 @@ class DeltaEngine(ABC):
         """Whether silver may hold rows on any of these event dates (True when unsure)."""
         return True
 
-    def hold(self, checked: DataFrame) -> CheckedBatch:
+    def hold(self, checked: DataFrame, window_minutes: int) -> CheckedBatch:
         """Hold a micro-batch's :func:`~spark.transforms.check_bronze` rows for its writes."""
         return SparkCheckedBatch(checked)
 
@@ -278,9 +278,9 @@ class LocalEngine(DeltaEngine):
             deleted=int(metrics.get("num_target_rows_deleted", 0)),
         )
 
-    def hold(self, checked: DataFrame) -> CheckedBatch:
+    def hold(self, checked: DataFrame, window_minutes: int) -> CheckedBatch:
         # deltalake writes Arrow: one pass to Arrow answers every question the batch is asked.
-        return ArrowCheckedBatch(self.spark, checked)
+        return ArrowCheckedBatch(self.spark, checked, window_minutes)
 
     def insert_new_silver(self, rows: Rows, dates: list[date], txn: Txn) -> WriteResult:
         from deltalake import write_deltalake

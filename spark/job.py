@@ -32,7 +32,6 @@ from pyspark.sql import functions as F
 from spark.engine import BRONZE_FORMATS, DeltaEngine, LakeConfig, Txn, pick_engine
 from spark.schemas import GOLD_KEY
 from spark.transforms import (
-    SILVER_TO_GOLD_COLUMNS,
     TOUCHED_WINDOW_COLUMNS,
     check_bronze,
     silver_to_gold,
@@ -125,7 +124,7 @@ def process_batch(
         Counts for this batch.
     """
     processed_at = processed_at or now_utc()
-    batch = engine.hold(check_bronze(bronze, processed_at))
+    batch = engine.hold(check_bronze(bronze, processed_at), window_minutes)
     try:
         dates = batch.dates()
         # Asked before the insert: when silver held nothing on these dates, silver's rows of the
@@ -140,11 +139,8 @@ def process_batch(
         if hook:
             hook("quarantine", batch_id)
         if from_batch:
-            silver = batch.silver_frame(SILVER_TO_GOLD_COLUMNS)
-            gold = silver_to_gold(silver, window_minutes, processed_at).persist()
-            windows = gold.count()  # every window the batch touches has a gold row
+            gold, windows = batch.gold(window_minutes, processed_at)  # a row per touched window
             gold_result = engine.merge_gold(gold, Txn(f"{app_id}:gold", batch_id))
-            gold.unpersist()
         else:
             touched = touched_windows(batch.silver_frame(TOUCHED_WINDOW_COLUMNS), window_minutes).persist()
             windows = touched.count()

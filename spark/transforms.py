@@ -330,12 +330,13 @@ QUARANTINE_ONLY_COLUMNS = {"event_id": "_quarantine_event_id", "reasons": "reaso
 VALID_COLUMN = "_valid"
 
 
-def flat_checked(checked: DataFrame) -> DataFrame:
+def flat_checked(checked: DataFrame, window_minutes: int | None = None) -> DataFrame:
     """:func:`split_checked` as one frame, so that one pass (one ``toArrow``) yields both sides.
 
     Every row has ``_valid``, the silver columns (null on rejected rows) and the quarantine's own
     columns (``QUARANTINE_ONLY_COLUMNS``, null on valid rows); the ingestion columns are shared.
     Filtering on ``_valid`` and taking either side's columns gives exactly ``split_checked``'s rows.
+    With ``window_minutes``, valid rows also carry :func:`gold_inputs` (``GOLD_INPUT_COLUMNS``).
     """
     valid = F.size("_reasons") == 0
     shared = {f.name for f in QUARANTINE_SCHEMA.fields[3:]}
@@ -349,7 +350,9 @@ def flat_checked(checked: DataFrame) -> DataFrame:
         for name, column in _quarantine_columns().items()
         if name not in shared
     ]
-    return checked.select(valid.alias(VALID_COLUMN), *silver, *quarantine)
+    extra = [] if window_minutes is None else gold_inputs(window_minutes)
+    gold = [F.when(valid, column).alias(name) for name, column in extra]
+    return checked.select(valid.alias(VALID_COLUMN), *silver, *quarantine, *gold)
 
 
 def bronze_to_silver(bronze: DataFrame, processed_at: datetime) -> tuple[DataFrame, DataFrame]:
@@ -392,8 +395,31 @@ def touched_windows(silver: DataFrame, window_minutes: int) -> DataFrame:
 _FIXED_POINT = 1_000_000_000
 
 
+#: The columns summed as fixed-point integers (averages and totals in gold).
+FIXED_POINT_COLUMNS = ["temperature", "humidity", "wind_speed", "precipitation"]
+WINDOW_START_COLUMN = "_window_start"
+
+
+def fixed_point_column(name: str) -> str:
+    return f"_fixed_{name}"
+
+
+def _fixed_point(name: str) -> Column:
+    return F.round(F.col(name) * _FIXED_POINT).cast("long")
+
+
+def gold_inputs(window_minutes: int) -> list[tuple[str, Column]]:
+    """:func:`silver_to_gold`'s per-row values as Spark computes them: the window start and the
+    fixed-point integers, so that another aggregator (``spark.batch.gold_arrow``) needs no
+    rounding or time arithmetic of its own to give the same gold."""
+    return [
+        (WINDOW_START_COLUMN, window_start(F.col("event_time"), window_minutes)),
+        *[(fixed_point_column(name), _fixed_point(name)) for name in FIXED_POINT_COLUMNS],
+    ]
+
+
 def _exact_sum(name: str) -> Column:
-    return F.sum(F.round(F.col(name) * _FIXED_POINT).cast("long"))
+    return F.sum(_fixed_point(name))
 
 
 def _exact_avg(name: str) -> Column:

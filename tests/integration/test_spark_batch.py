@@ -63,7 +63,7 @@ def test_the_arrow_batch_holds_the_same_silver_quarantine_dates_and_counts_as_th
     ]
     frame = bronze(spark, records, corrupt=('{"SequenceNumber": 9, "Bo',))
 
-    arrow = ArrowCheckedBatch(spark, check_bronze(frame, PROCESSED))
+    arrow = ArrowCheckedBatch(spark, check_bronze(frame, PROCESSED), 5)
     cached = SparkCheckedBatch(check_bronze(frame, PROCESSED))
     try:
         assert rows_of(arrow, "silver", SILVER_SCHEMA) == rows_of(cached, "silver", SILVER_SCHEMA)
@@ -103,3 +103,52 @@ def test_arrow_dedupe_keeps_the_row_spark_keeps_including_null_ordering_keys(spa
     actual = sorted(tuple(r.values()) for r in dedupe_arrow(frame.toArrow()).to_pylist())
     assert actual == expected
     assert [r[1:] for r in actual if r[0] in "xyz"] == [(None, "9", 9), (at, None, 3), (at, "1", None)]
+
+
+def test_arrow_gold_is_bit_identical_to_spark_gold_ties_duplicates_and_awkward_decimals_included(
+    spark: Any,
+) -> None:
+    import random
+
+    rng = random.Random(11)
+    temps = [0.1, 0.2, 0.3, -0.1, 12.345678901, -89.99, 59.5, 1e-10, 2.5e-10, 33.3]
+    bodies = []
+    for i in range(400):
+        bodies.append(
+            weather_body(
+                rng.choice(["Oslo", "Bergen", "Ålesund"]),
+                T0 - timedelta(minutes=rng.randrange(0, 180), seconds=rng.randrange(60)),
+                event_id=f"e{i % 370}",  # 30 duplicates
+                temperature=rng.choice(temps),
+                humidity=rng.choice([0.1, 50.05, 99.99, 100.0]),
+                wind_speed=rng.choice([0.0, 0.3, 7.77]),
+                wind_direction=rng.choice(["N", "NE", "S"]),  # few values per window: ties
+                precipitation=rng.choice([0.0, 0.1, 0.7]),
+                conditions=rng.choice(["Rain", "Clear"]),
+            )
+        )
+    records = [
+        record(b, i, partition=str(i % 3), enqueued=T0 + timedelta(seconds=i % 7))
+        for i, b in enumerate(bodies)
+    ]
+    frame = bronze(spark, records)
+    for minutes in (5, 15):
+        arrow = ArrowCheckedBatch(spark, check_bronze(frame, PROCESSED), minutes)
+        cached = SparkCheckedBatch(check_bronze(frame, PROCESSED))
+        try:
+            arrow_gold, arrow_windows = arrow.gold(minutes, PROCESSED)
+            spark_gold, spark_windows = cached.gold(minutes, PROCESSED)
+            assert arrow_windows == spark_windows > 10
+            assert rows_of_table(arrow_gold) == rows_of_table(spark_gold)
+        finally:
+            arrow.release()
+            cached.release()
+
+
+def rows_of_table(rows: Any) -> list[tuple[str, ...]]:
+    """Gold rows as sorted tuples of reprs: doubles compare bit for bit (repr round-trips)."""
+    from spark.schemas import GOLD_SCHEMA
+
+    table = rows if isinstance(rows, pa.Table) else rows.select(*GOLD_SCHEMA.names).toArrow()
+    assert table.schema.names == GOLD_SCHEMA.names
+    return sorted(tuple(map(repr, row.values())) for row in table.to_pylist())
