@@ -426,19 +426,6 @@ def _exact_avg(name: str) -> Column:
     return (_exact_sum(name) / F.count(F.lit(1)) / _FIXED_POINT).cast("double")
 
 
-#: The silver columns :func:`silver_to_gold` reads.
-SILVER_TO_GOLD_COLUMNS = [
-    "location",
-    "event_time",
-    "temperature",
-    "humidity",
-    "wind_speed",
-    "wind_direction",
-    "precipitation",
-    "conditions",
-]
-
-
 def silver_to_gold(silver: DataFrame, window_minutes: int, updated_at: datetime) -> DataFrame:
     """Aggregate silver rows into gold rows, one per (``location``, ``window_start``).
 
