@@ -26,6 +26,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import psutil
@@ -33,7 +34,7 @@ import psutil
 from spark.engine import LakeConfig
 from spark.job import JobOptions, run_stream
 from spark.session import local_spark_session, quiet
-from spark.testing import bronze_dir, utc_text
+from spark.testing import utc_text, write_bronze_file
 
 TARGET_RATIO = 4.0
 EVENTS_PER_FILE = 10_000
@@ -64,7 +65,7 @@ def write_bronze(
     sequence = dict.fromkeys(range(PARTITIONS), 0)
     for first in range(0, count, EVENTS_PER_FILE):
         partition = (first // EVENTS_PER_FILE) % PARTITIONS
-        lines = []
+        records: list[dict[str, Any]] = []
         n = min(EVENTS_PER_FILE, count - first)
         enqueued = start + span  # written after the events happened
         for i in range(first, first + n):
@@ -86,27 +87,21 @@ def write_bronze(
             )
             seq = sequence[partition]
             sequence[partition] += 1
-            lines.append(
-                orjson.dumps(
-                    {
-                        "SequenceNumber": seq,
-                        "Offset": str(seq * 400),
-                        "EnqueuedTimeUtc": utc_text(enqueued),
-                        "SystemProperties": {},
-                        "Properties": {},
-                        "Body": body.decode(),
-                        "PartitionId": str(partition),
-                        "PartitionKey": None,
-                        "EventId": f"{prefix}-{i}",
-                        "IngestedTimeUtc": utc_text(enqueued),
-                    }
-                )
+            records.append(
+                {
+                    "SequenceNumber": seq,
+                    "Offset": str(seq * 400),
+                    "EnqueuedTimeUtc": utc_text(enqueued),
+                    "SystemProperties": {},
+                    "Properties": {},
+                    "Body": body,
+                    "PartitionId": str(partition),
+                    "PartitionKey": None,
+                    "EventId": f"{prefix}-{i}",
+                    "IngestedTimeUtc": utc_text(enqueued),
+                }
             )
-        folder = bronze_dir(root / "bronze", "weather", enqueued)
-        folder.mkdir(parents=True, exist_ok=True)
-        last = sequence[partition] - 1
-        name = f"p{partition}-{last - n + 1:020d}-{last:020d}.jsonl"
-        (folder / name).write_bytes(b"\n".join(lines) + b"\n")
+        write_bronze_file(root / "bronze", "weather", records)  # the ingest Function's encoder
 
 
 class PeakMemory:
@@ -202,7 +197,7 @@ def write_late(root: Path, start: datetime) -> None:
     """1,000 events, 10 per window, in 50 consecutive 5-minute windows of 2 locations, arriving now."""
     rng = random.Random(3)
     enqueued = datetime.now(UTC).replace(microsecond=0)
-    lines = []
+    records: list[dict[str, Any]] = []
     for i in range(1_000):
         window, location = divmod(i % 100, 2)
         event_time = start + timedelta(minutes=5 * window, seconds=rng.randrange(300))
@@ -218,25 +213,21 @@ def write_late(root: Path, start: datetime) -> None:
             "precipitation": 0.0,
             "conditions": "Clear",
         }
-        lines.append(
-            orjson.dumps(
-                {
-                    "SequenceNumber": i,
-                    "Offset": str(i),
-                    "EnqueuedTimeUtc": utc_text(enqueued),
-                    "SystemProperties": {},
-                    "Properties": {},
-                    "Body": orjson.dumps(body).decode(),
-                    "PartitionId": "9",
-                    "PartitionKey": None,
-                    "EventId": f"late-{i}",
-                    "IngestedTimeUtc": utc_text(enqueued),
-                }
-            )
+        records.append(
+            {
+                "SequenceNumber": i,
+                "Offset": str(i),
+                "EnqueuedTimeUtc": utc_text(enqueued),
+                "SystemProperties": {},
+                "Properties": {},
+                "Body": orjson.dumps(body),
+                "PartitionId": "9",
+                "PartitionKey": None,
+                "EventId": f"late-{i}",
+                "IngestedTimeUtc": utc_text(enqueued),
+            }
         )
-    folder = bronze_dir(root / "bronze", "weather", enqueued)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "p9-00000000000000000000-00000000000000000999.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    write_bronze_file(root / "bronze", "weather", records)
 
 
 if __name__ == "__main__":
