@@ -5,33 +5,18 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from pipeline.orchestrate import LOCATION_OVERRIDES
-from settings import PROJECT_ROOT
+from tests.fixtures.cli import run_python
 
 pytestmark = [pytest.mark.e2e]
 
 
 def _demo(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(
-            [sys.executable, "-m", "pipeline", "demo", *args],
-            cwd=PROJECT_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=400,  # under pytest's own timeout, so a hang fails with the output so far
-        )
-    except subprocess.TimeoutExpired as exc:
-        out = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout
-        err = (exc.stderr or b"").decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr
-        pytest.fail(
-            f"demo did not finish in 400 s\nstdout:\n{(out or '')[-3000:]}\nstderr:\n{(err or '')[-3000:]}"
-        )
+    return run_python(env, "-m", "pipeline", "demo", *args, timeout=400)
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -81,10 +66,7 @@ def test_demo_runs_every_stage_in_a_new_folder_and_writes_the_report(tmp_path: P
         assert row in result.stdout
     assert str(home / "reports" / "report.html") in result.stdout
     assert (home / "reports" / "gold_temperature.png").stat().st_size > 0
-    status = subprocess.run(
-        [sys.executable, "-m", "pipeline", "status", "--json"],
-        cwd=PROJECT_ROOT, env=_env(home), capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    status = run_python(_env(home), "-m", "pipeline", "status", "--json", timeout=120)
     counts = json.loads(status.stdout)
     assert counts["hub"] == 1500
     assert counts["bronze"] + counts["quarantine"] == 1500  # every produced event landed somewhere
@@ -97,10 +79,7 @@ def test_run_without_java_says_so_in_one_sentence_and_fails(tmp_path: Path) -> N
     env = _env(tmp_path)
     (tmp_path / "bin").mkdir()
     env["PATH"] = str(tmp_path / "bin")
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline", "run", "--once"],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    result = run_python(env, "-m", "pipeline", "run", "--once", timeout=120)
     assert result.returncode == 1
     assert result.stderr.strip() == (
         "error: Java 17 is needed for local Spark: install a JDK 17 and put `java` on PATH"

@@ -31,6 +31,7 @@ from localhub import LocalConsumer, LocalEventHub
 from pipeline.layers import iter_records, lake_files, parse_utc
 from pipeline.orchestrate import LOCATION_OVERRIDES
 from settings import PROJECT_ROOT, Settings
+from tests.fixtures.cli import run_python
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.spark, pytest.mark.integration]
 
@@ -168,18 +169,7 @@ def expected_gold(events: list[dict[str, Any]]) -> dict[tuple[str, datetime], di
 
 
 def _cli(env: dict[str, str], *args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
-    try:
-        result = subprocess.run(
-            [sys.executable, *args],
-            cwd=PROJECT_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired as exc:  # fail with what it printed, before pytest's timeout
-        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
-        pytest.fail(f"{' '.join(args)} did not finish in {timeout} s:\n{err[-3000:]}")
+    result = run_python(env, *args, timeout=timeout)
     assert result.returncode == 0, f"{' '.join(args)} exited {result.returncode}:\n{result.stderr[-3000:]}"
     return result
 

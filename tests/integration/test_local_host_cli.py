@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from settings import PROJECT_ROOT
+from tests.fixtures.cli import run_python
 from tests.integration.test_local_host import make_settings, produce
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -26,14 +25,7 @@ def run_cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[s
         "BRONZE_FORMAT": "jsonl",
         **env,
     }
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", "ingest", *args],
-        cwd=PROJECT_ROOT,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    return run_python(environ, "-m", "pipeline", "ingest", *args, timeout=180)
 
 
 def test_ingest_until_idle_prints_a_summary_of_every_event(tmp_path: Path) -> None:

@@ -13,19 +13,13 @@ import pytest
 
 from localhub import LocalEventHub
 from settings import PROJECT_ROOT
+from tests.fixtures.cli import run_python
 
 pytestmark = pytest.mark.integration
 
 
 def run_producer(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "producer", *args],
-        cwd=PROJECT_ROOT,
-        env={**os.environ, "PIPELINE_HOME": str(home), **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_python({**os.environ, "PIPELINE_HOME": str(home), **env}, "-m", "producer", *args, timeout=120)
 
 
 def test_help_describes_every_option(tmp_path: Path) -> None:
