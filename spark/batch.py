@@ -115,10 +115,12 @@ def split_arrow(flat: pa.Table, extra: list[str] | None = None) -> tuple[pa.Tabl
     """Split a :func:`~spark.transforms.flat_checked` table into ``(valid, rejected)`` tables
     (valid: the silver columns, then the ``extra`` ones)."""
     valid = flat[VALID_COLUMN]
-    silver = flat.filter(valid).select([*SILVER_SCHEMA.names, *(extra or [])])
+    silver = flat.select([*SILVER_SCHEMA.names, *(extra or [])])
     names = [QUARANTINE_ONLY_COLUMNS.get(name, name) for name in QUARANTINE_SCHEMA.names]
-    rejected = flat.filter(pc.invert(valid)).select(names).rename_columns(QUARANTINE_SCHEMA.names)
-    return silver, rejected
+    rejected = flat.select(names).rename_columns(QUARANTINE_SCHEMA.names)
+    if valid.null_count == 0 and pc.all(valid).as_py():
+        return silver, rejected.slice(0, 0)  # the usual batch: no copy of a million valid rows
+    return silver.filter(valid), rejected.filter(pc.invert(valid))
 
 
 def has_duplicate_ids_arrow(silver: pa.Table) -> bool:

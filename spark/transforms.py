@@ -7,7 +7,9 @@ bronze record that is not a readable envelope with a body.
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
+from functools import cache
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -34,6 +36,63 @@ _EVENT_TIME = "_event_time"
 _ENQUEUED_TIME = "_enqueued_time"
 _FAST = "_fast_valid"
 _CANONICAL = "_canonical_body"
+
+
+@cache
+def _python_whitespace_class() -> str:
+    """The characters ``str.isspace`` (and so Python's ``\\s``) calls whitespace, as the body of a
+    Java character class (Java's own ``\\s`` is ASCII only, and ``(?U)\\s`` differs too)."""
+    spaces = [c for c in range(sys.maxunicode + 1) if chr(c).isspace()]
+    ranges: list[list[int]] = []
+    for code in spaces:
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    return "".join(rf"\x{{{low:x}}}-\x{{{high:x}}}" for low, high in ranges)
+
+
+def spark_regex(pattern: str) -> str:
+    """The Java regex (Spark's ``rlike``) that finds a match exactly where Python's ``re.search``
+    with ``pattern`` does; the contract's patterns are written for Python's ``re``.
+
+    Translated: ``\\s``/``\\S`` (Unicode whitespace as ``str.isspace`` defines it), ``.`` (any
+    character but ``\\n``; Java's also stops at ``\\r``, ``\\u0085``, ``\\u2028``...) and a final
+    ``$`` (the end, or before one final ``\\n``; Java's also accepts other line terminators).
+
+    Raises:
+        ValueError: for constructs whose meaning differs and that are not translated (``\\d``,
+            ``\\w``, ``\\b``, escapes inside a character class, ``$`` before the end...): a
+            contract pattern Spark cannot check exactly must fail loudly, not disagree quietly.
+    """
+    out, in_class, i = [], False, 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            escaped = pattern[i + 1 : i + 2]
+            if escaped in ("s", "S") and not in_class:
+                out.append(f"[{'^' if escaped == 'S' else ''}{_python_whitespace_class()}]")
+            elif escaped and not escaped.isalnum():
+                out.append(char + escaped)  # an escaped punctuation character is itself in both
+            else:
+                raise ValueError(f"pattern {pattern!r}: \\{escaped} is not translated to Spark's regex")
+            i += 2
+            continue
+        if in_class:
+            if char == "[" or pattern[i : i + 2] == "&&":  # Java: a nested class or an intersection
+                raise ValueError(f"pattern {pattern!r}: {char!r} inside a class is not translated")
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == ".":
+            char = r"[^\n]"
+        elif char == "$":
+            if i != len(pattern) - 1:
+                raise ValueError(f"pattern {pattern!r}: $ before its end is not translated")
+            char = r"(?=\n?\z)"
+        out.append(char)
+        i += 1
+    return "".join(out)
 
 
 def _typed_body_schema() -> str:
@@ -76,21 +135,33 @@ def _raw_has_string_value(body: Column, rule: FieldRule, value: Column) -> Colum
     return F.contains(body, compact) | F.contains(body, spaced)
 
 
-def _fast_field_ok(body: Column, rule: FieldRule) -> Column:
+def _spelled_ok(body: Column, rule: FieldRule) -> Column | None:
+    """The raw body spells this field as its typed parse assumes (None: nothing to check).
+
+    A string field's value must be a quoted JSON string in the body (the parse would also turn a
+    number or an object into text), and an optional field that parses as null must be absent
+    (a JSON null, or a wrong type, reads as null too).
+    """
+    value = _typed(rule)
+    absent = value.isNull() & ~F.contains(body, F.lit(f'"{rule.name}"'))
+    if rule.type == "string":
+        quoted = _raw_has_string_value(body, rule, value)
+        return quoted if rule.required else (absent | quoted)
+    return None if rule.required else (absent | value.isNotNull())
+
+
+def _fast_field_ok(rule: FieldRule) -> Column:
     value = _typed(rule)
     if not rule.required:
-        # Absent is fine; a JSON null (or a wrong type) reads as null too, so the key must be absent.
-        absent = value.isNull() & ~F.contains(body, F.lit(f'"{rule.name}"'))
-        return absent | _fast_value_ok(body, rule, value)
-    return value.isNotNull() & _fast_value_ok(body, rule, value)
+        return value.isNull() | _fast_value_ok(rule, value)  # absence is checked by _spelled_ok
+    return _fast_value_ok(rule, value)
 
 
-def _fast_value_ok(body: Column, rule: FieldRule, value: Column) -> Column:
+def _fast_value_ok(rule: FieldRule, value: Column) -> Column:
     ok = [value.isNotNull()]
     if rule.type == "string":
-        ok.append(_raw_has_string_value(body, rule, value))
         if rule.format == "date-time":
-            ok.append(F.col(_EVENT_TIME).isNotNull())
+            ok += [F.col(_EVENT_TIME).isNotNull(), _python_accepts_time(value)]
         if rule.min_length is not None:
             ok.append(F.char_length(value) >= rule.min_length)
         if rule.max_length is not None:
@@ -98,7 +169,7 @@ def _fast_value_ok(body: Column, rule: FieldRule, value: Column) -> Column:
         if rule.enum is not None:
             ok.append(value.isin(*rule.enum))
         if rule.pattern is not None:
-            ok.append(value.rlike(rule.pattern))
+            ok.append(value.rlike(spark_regex(rule.pattern)))
         return _all(ok)
     if rule.type == "number":
         ok += [~F.isnan(value), F.abs(value) != F.lit(float("inf"))]
@@ -109,6 +180,12 @@ def _fast_value_ok(body: Column, rule: FieldRule, value: Column) -> Column:
     return _all(ok)
 
 
+def _python_accepts_time(text: Column) -> Column:
+    """What ``datetime.fromisoformat`` (the contract's parser) refuses of a time Spark parses and
+    the pattern lets through: one trailing newline (Spark trims it; ``$`` allows it) and year 0."""
+    return ~F.endswith(text, F.lit("\n")) & ~F.startswith(text, F.lit("0000"))
+
+
 def _is_future(event_time: Column) -> Column:
     if _TIME_RULE.max_future_skew is None:
         return F.lit(False)
@@ -117,19 +194,23 @@ def _is_future(event_time: Column) -> Column:
     return (F.unix_micros(event_time) - F.unix_micros(enqueued)) > skew_micros
 
 
-def _fast_valid(bronze: DataFrame) -> Column:
+def _fast_valid(bronze: DataFrame, canonical: Column) -> Column:
     body = _body_text(bronze)
     ok = [F.col(BODY_COLUMN).isNotNull(), F.octet_length(F.col(BODY_COLUMN)) <= MAX_BODY_BYTES]
     if CORRUPT_RECORD_COLUMN in bronze.columns:
         ok.append(F.col(CORRUPT_RECORD_COLUMN).isNull())
     if isinstance(bronze.schema[BODY_COLUMN].dataType, T.BinaryType):
         ok.append(F.is_valid_utf8(F.col(BODY_COLUMN)))
-    # Nested objects or arrays could hide a look-alike key; leave those bodies to the exact tier.
     ok.append(F.col("_event").isNotNull())
-    ok.append(_flat(body))
-    ok.append(~F.contains(body, F.lit("[")))
-    ok += [_fast_field_ok(body, rule) for rule in FIELDS]
+    ok += [_fast_field_ok(rule) for rule in FIELDS]
     ok.append(~_is_future(F.col(_EVENT_TIME)))
+    # How the body spells its values. A canonical body (see _canonical) is to_json of a flat
+    # struct of the contract's fields: every string a quoted JSON string, no null or unknown key,
+    # nothing nested. So only other bodies need the raw-text tests (and, since nested objects or
+    # arrays could hide a look-alike key, those must be flat); Or skips them for canonical ones.
+    spelled = [_flat(body), ~F.contains(body, F.lit("["))]
+    spelled += [check for rule in FIELDS if (check := _spelled_ok(body, rule)) is not None]
+    ok.append(canonical | _all(spelled))
     return _all(ok)
 
 
@@ -167,9 +248,9 @@ def _exact_field_reason(rule: FieldRule, body_map: Column) -> Column:
     reason = F.when(raw.isNull(), F.lit(f"missing:{rule.name}") if rule.required else F.lit(None))
     reason = reason.when(~_exact_type_ok(rule, text, value), F.lit(f"type:{rule.name}"))
     if rule.format == "date-time":
-        bad_format = F.try_to_timestamp(value).isNull()
+        bad_format = F.try_to_timestamp(value).isNull() | ~_python_accepts_time(value)
         if rule.pattern:
-            bad_format = bad_format | ~value.rlike(rule.pattern)
+            bad_format = bad_format | ~value.rlike(spark_regex(rule.pattern))
         return reason.when(bad_format, F.lit(f"format:{rule.name}"))
     if rule.type == "string":
         length = F.char_length(value)
@@ -179,7 +260,7 @@ def _exact_field_reason(rule: FieldRule, body_map: Column) -> Column:
         if rule.enum is not None:
             reason = reason.when(~value.isin(*rule.enum), F.lit(f"enum:{rule.name}"))
         if rule.pattern is not None:
-            reason = reason.when(~value.rlike(rule.pattern), F.lit(f"pattern:{rule.name}"))
+            reason = reason.when(~value.rlike(spark_regex(rule.pattern)), F.lit(f"pattern:{rule.name}"))
         return reason
     below = value < rule.minimum if rule.minimum is not None else F.lit(False)
     above = value > rule.maximum if rule.maximum is not None else F.lit(False)
@@ -267,7 +348,8 @@ def check_bronze(bronze: DataFrame, processed_at: datetime) -> DataFrame:
     # The cheap verdicts get their own projection: with the exact tier's large generated code in
     # the same one, the JIT compiled the hot path poorly (the whole check ran ~1.6x slower). The
     # two columns are used more than once below, so Spark keeps this projection apart.
-    screened = parsed.select("*", _fast_valid(bronze).alias(_FAST), _canonical(bronze).alias(_CANONICAL))
+    canonical = _canonical(bronze)
+    screened = parsed.select("*", _fast_valid(bronze, canonical).alias(_FAST), canonical.alias(_CANONICAL))
     reasons = F.when(F.col(_FAST), F.array().cast("array<string>")).otherwise(_exact_reasons(bronze))
     rescued = F.when(F.col(_CANONICAL), F.lit(None).cast("string")).otherwise(_rescued_exact(bronze))
     return screened.select(

@@ -79,6 +79,24 @@ def test_the_arrow_batch_holds_the_same_silver_quarantine_dates_and_counts_as_th
         cached.release()
 
 
+def test_an_all_valid_batch_takes_the_no_copy_split_with_the_same_rows(spark: Any) -> None:
+    records = [record(weather_body("Oslo", T0 + timedelta(minutes=i), event_id=f"e{i}"), i) for i in range(4)]
+    frame = bronze(spark, records)
+    arrow = ArrowCheckedBatch(spark, check_bronze(frame, PROCESSED), 5)
+    cached = SparkCheckedBatch(check_bronze(frame, PROCESSED))
+    try:
+        assert rows_of(arrow, "silver", SILVER_SCHEMA) == rows_of(cached, "silver", SILVER_SCHEMA)
+        assert len(rows_of(arrow, "silver", SILVER_SCHEMA)) == 4
+        assert (
+            rows_of(arrow, "rejected", QUARANTINE_SCHEMA)
+            == rows_of(cached, "rejected", QUARANTINE_SCHEMA)
+            == []
+        )
+    finally:
+        arrow.release()
+        cached.release()
+
+
 def test_arrow_dedupe_keeps_the_row_spark_keeps_including_null_ordering_keys(spark: Any) -> None:
     at = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
     rows = [

@@ -183,6 +183,8 @@ def test_missing_optional_schema_version_takes_the_contract_default(spark: Any) 
     )
 
 
+BLANKS = ["   ", "\u00a0", "\x1c", "\x85", "\u3000 "]
+ODD_TIMES = ["2026-11-22T07:00:00Z\n", "2026-11-22T07:00:00Z\r", "0000-01-01T00:00:00Z"]
 BAD_BODIES: list[bytes] = [
     b'{"eventId": "only-id"}',
     json.dumps({**weather_body("Oslo", T0), "temperature": "warm"}).encode(),
@@ -201,15 +203,40 @@ BAD_BODIES: list[bytes] = [
     json.dumps({**weather_body("Oslo", T0), "location": 12, "deviceId": "12"}).encode(),
     json.dumps({**weather_body("Oslo", T0), "deviceSeq": None}).encode(),
     json.dumps({**weather_body("Oslo", T0), "conditions": {"sky": "clear"}}).encode(),
+    # Blank by Python's (the contract's) idea of whitespace, not Java's: NBSP, \x1c, NEL, ideographic.
+    *(json.dumps({**weather_body("Oslo", T0), "location": blank}).encode() for blank in BLANKS),
+    # Times the pattern's $ lets through, or Spark parses, but fromisoformat refuses.
+    *(json.dumps({**weather_body("Oslo", T0), "eventTime": text}).encode() for text in ODD_TIMES),
 ]
 
 
-def test_bodies_that_fail_the_contract_are_rejected_with_the_contracts_own_reasons(spark: Any) -> None:
-    records = [record(body, seq=i) for i, body in enumerate(BAD_BODIES)]
+def compact(body: dict[str, Any]) -> bytes:
+    """Spelled as Spark's to_json writes it (compact, contract order): the fast tier's short cut."""
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+# The same kinds of bad values in canonical spelling, where the fast tier skips its raw-text tests.
+BAD_CANONICAL_BODIES: list[bytes] = [
+    compact({**weather_body("Oslo", T0), "temperature": "warm"}),
+    compact({**weather_body("Oslo", T0), "location": 12}),
+    compact({**weather_body("Oslo", T0), "humidity": 140.0}),
+    compact({**weather_body("Oslo", T0), "windDirection": "UP"}),
+    compact({**weather_body("Oslo", T0), "deviceSeq": None}),
+    compact({**weather_body("Oslo", T0), "conditions": {"sky": "clear"}}),
+    *(compact({**weather_body("Oslo", T0), "location": blank}) for blank in BLANKS),
+    *(compact({**weather_body("Oslo", T0), "eventTime": text}) for text in ODD_TIMES),
+]
+
+
+@pytest.mark.parametrize("bodies", [BAD_BODIES, BAD_CANONICAL_BODIES], ids=["spaced", "canonical"])
+def test_bodies_that_fail_the_contract_are_rejected_with_the_contracts_own_reasons(
+    spark: Any, bodies: list[bytes]
+) -> None:
+    records = [record(body, seq=i) for i, body in enumerate(bodies)]
     valid, rejected = bronze_to_silver(bronze_rows(spark, records), PROCESSED)
     expected = [
         Row(sequence_number=i, reasons=list(validate_event(body, T0).reasons))
-        for i, body in enumerate(BAD_BODIES)
+        for i, body in enumerate(bodies)
     ]
     assert all(row.reasons for row in expected)  # every case really is invalid per the contract
     assert valid.count() == 0
@@ -225,6 +252,9 @@ def test_valid_bodies_in_unusual_spellings_are_valid_and_parse_the_same(spark: A
         json.dumps(spaced_ascii, ensure_ascii=False, separators=(",", ":"))
         .replace("spaced", "compact")
         .encode(),
+        # Canonical (to_json's own spelling) with escapes and non-ASCII text: the fast tier's
+        # short cut clears it, though its raw-text tests could not have.
+        compact(weather_body("Tromsø", T0, event_id="canonical", conditions='Snow "heavy" \\ drifts')),
     ]
     assert all(validate_event(body, T0).valid for body in bodies)
     records = [record(body, seq=i) for i, body in enumerate(bodies)]
@@ -244,6 +274,12 @@ def test_valid_bodies_in_unusual_spellings_are_valid_and_parse_the_same(spark: A
                 location="Tromsø",
                 conditions='Snow "heavy"',
                 _rescued_data='{"station":{"h":[1]}}',
+            ),
+            Row(
+                event_id="canonical",
+                location="Tromsø",
+                conditions='Snow "heavy" \\ drifts',
+                _rescued_data=None,
             ),
         ],
     )
@@ -465,6 +501,55 @@ def test_the_rescue_short_cut_gives_what_the_exact_path_gives_for_every_spelling
     )
     short_cut = sorted(r[0] for r in typed.where(_canonical(typed)).select("SequenceNumber").collect())
     assert 0 in short_cut and 1 not in short_cut and 3 not in short_cut  # the test covers both paths
+
+
+def test_spark_regex_matches_where_pythons_re_search_does(spark: Any) -> None:
+    import re
+
+    from pyspark.sql import functions as F
+
+    from contract import FIELDS
+    from spark.transforms import spark_regex
+
+    patterns = [*sorted({rule.pattern for rule in FIELDS if rule.pattern}), r"^a.c$"]
+    texts = [
+        "Oslo",
+        " x ",
+        "",
+        "   ",
+        "\u00a0",
+        "\x1c",
+        "\x85",
+        "\u2028",
+        "\u3000",
+        "\u200b",
+        "\ufeff",
+        "abc",
+        "a\rc",
+        "a\nc",
+        "abc\n",
+        "abc\r",
+        "abc\u2028",
+        "2026-11-22T07:00:00Z",
+        "2026-11-22T07:00:00Z\n",
+        "2026-11-22T07:00:00.123456789+05:30",
+        "2026-11-22T07:00:00Z\r",
+        "2026-11-22T07:00:00Z\u0085",
+    ]
+    frame = spark.createDataFrame([(t,) for t in texts], "text string")
+    columns = [F.col("text").rlike(spark_regex(p)).alias(f"p{i}") for i, p in enumerate(patterns)]
+    got = [list(row) for row in frame.select(*columns).collect()]
+    expected = [[re.search(p, t) is not None for p in patterns] for t in texts]
+    assert got == expected
+    assert any(row[0] for row in got) and not all(row[0] for row in got)
+
+
+@pytest.mark.parametrize("pattern", [r"\d", r"\w+", r"\bx", r"[\s]", r"a$b", "[[a]]", "[a&&b]"])
+def test_spark_regex_refuses_what_it_cannot_translate_exactly(pattern: str) -> None:
+    from spark.transforms import spark_regex
+
+    with pytest.raises(ValueError, match="not translated"):
+        spark_regex(pattern)
 
 
 def test_the_flat_body_test_equals_instr_over_the_substring_from_the_second_character(spark: Any) -> None:
