@@ -8,16 +8,19 @@ marker), then blocks of records, each deflate-compressed (raw RFC 1951, as the s
 Why not fastavro's writer: it encodes a record at a time, about 5 µs per bronze record here,
 more than everything else the Function does to an event. Here each field is encoded for the
 whole column at once (lengths from a lookup table, strings with one ``str.encode`` map), and
-the records are interleaved with a single ``bytes.join`` per block.
+the records are interleaved with a single ``bytes.join`` per block. Blocks are compressed with
+ISA-L (``isal``), whose level-1 deflate took a quarter of zlib's time here, with smaller output;
+any deflate reader (fastavro, Spark, Databricks) inflates it.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+
+from isal import isal_zlib
 
 from functions.ingest_core import BronzeBatch
 
@@ -25,7 +28,7 @@ SCHEMA_FILE = Path(__file__).with_name("schemas") / "bronze.avsc"
 _SCHEMA_JSON = json.dumps(json.loads(SCHEMA_FILE.read_text(encoding="utf-8")), separators=(",", ":"))
 _MAGIC = b"Obj\x01"
 CODEC = "deflate"
-# Level 1: a few percent larger files than the default level, several times faster.
+# ISA-L's levels are 0 to 3; level 1 compressed bronze as well as 2 and 3, several times faster.
 _DEFLATE_LEVEL = 1
 # Records per block: big enough for deflate to find the repeats between records, small enough
 # that a reader holds little at a time.
@@ -183,7 +186,7 @@ def avro_container(batch: BronzeBatch, marker: bytes) -> bytes:
     for first in range(0, count, BLOCK_RECORDS):
         size = min(BLOCK_RECORDS, count - first)
         raw = b"".join(itertools.chain.from_iterable(itertools.islice(records, size)))
-        compressor = zlib.compressobj(_DEFLATE_LEVEL, zlib.DEFLATED, -15)
+        compressor = isal_zlib.compressobj(_DEFLATE_LEVEL, isal_zlib.DEFLATED, -15)
         data = compressor.compress(raw) + compressor.flush()
         parts += (encode_long(size), encode_long(len(data)), data, marker)
     return b"".join(parts)

@@ -16,6 +16,7 @@ from typing import Any
 import fastavro
 import msgspec
 import orjson
+from isal import igzip
 
 from functions.avro import SCHEMA_FILE as SCHEMA_FILE  # the schema's home, re-exported
 from functions.avro import avro_container
@@ -24,8 +25,9 @@ from functions.ingest_core import BronzeBatch, BronzeRecord, QuarantineRecord
 FORMATS = ("jsonl", "jsonl.gz", "avro")
 QUARANTINE_FORMAT = "jsonl"
 # gzip's header carries a time stamp; a fixed one keeps a batch's file bytes a function of its
-# records. Level 6 is gzip's default trade-off. (Avro: see functions.avro.)
-_GZIP_LEVEL = 6
+# records. ISA-L's gzip at level 1 (of 0-3): over 10x faster than zlib's default level 6 on
+# bronze, files about 15% larger; any gzip reader reads them. (Avro: see functions.avro.)
+_GZIP_LEVEL = 1
 
 
 def file_name(file_stem: str, fmt: str) -> str:
@@ -81,7 +83,7 @@ def encode_bronze(records: Sequence[BronzeRecord], fmt: str, file_stem: str = ""
         marker = hashlib.md5(file_stem.encode(), usedforsecurity=False).digest()
         return avro_container(batch, marker)
     lines = _bronze_jsonl(batch)
-    return lines if fmt == "jsonl" else gzip.compress(lines, compresslevel=_GZIP_LEVEL, mtime=0)
+    return lines if fmt == "jsonl" else igzip.compress(lines, compresslevel=_GZIP_LEVEL, mtime=0)
 
 
 def encode_quarantine(records: Sequence[QuarantineRecord]) -> bytes:
