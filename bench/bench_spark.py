@@ -9,15 +9,21 @@ with the JIT warm, as in a stream that has been running for a while:
 * the full streaming job (availableNow) into fresh silver, quarantine and gold Delta tables;
 * a late micro-batch: 1,000 events spread over 100 old windows, on top of the full tables.
 
+The machine is shared and noisy (one baseline run takes 4-8 s), so the baseline and the job are
+measured ``--rounds`` times (3), each job run into fresh tables over the same bronze files, and
+the target is judged on each side's best round; every round is printed. The late batch runs once,
+on the last round's tables.
+
 Reports events/s, the peak driver memory (JVM + Python RSS) and the late batch's cost.
 Target: the full job in at most 4x the baseline's time. Exit 1 when it is missed.
-`python -m bench.bench_spark [--events N] [--warmup-events N]`.
+`python -m bench.bench_spark [--events N] [--warmup-events N] [--rounds R]`.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import random
 import shutil
 import sys
@@ -146,6 +152,9 @@ def main(argv: list[str]) -> int:
         help="events both the baseline and the job run on first, untimed, so that both are measured "
         "with the JIT warm, as in a long-running stream (default 100,000)",
     )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="baseline and job runs; the best of each counts (default 3)"
+    )
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="bench-spark-"))
     try:
@@ -161,21 +170,38 @@ def main(argv: list[str]) -> int:
         spark.read.json(warm.bronze_path, recursiveFileLookup=True).count()
         run_stream(spark, JobOptions(lake=warm, engine="local"))
 
-        baseline_s, rows = timed(lambda: spark.read.json(big.bronze_path, recursiveFileLookup=True).count())
+        baselines, jobs = [], []
         with PeakMemory() as memory:
-            job_s, totals = timed(lambda: run_stream(spark, JobOptions(lake=big, engine="local")))
-        assert rows == args.events and totals["silver_inserted"] == args.events, (rows, totals)  # type: ignore[index]
+            for number in range(1, args.rounds + 1):
+                baseline_s, rows = timed(
+                    lambda: spark.read.json(big.bronze_path, recursiveFileLookup=True).count()
+                )
+                # Fresh tables and checkpoint each round, over the same bronze files.
+                lake = dataclasses.replace(
+                    lake_at(root / "big" / f"round{number}"), bronze_path=big.bronze_path
+                )
+                options = JobOptions(lake=lake, engine="local")
+                job_s, totals = timed(lambda options=options: run_stream(spark, options))
+                assert rows == args.events and totals["silver_inserted"] == args.events, (rows, totals)  # type: ignore[index]
+                baselines.append(baseline_s)
+                jobs.append(job_s)
+                print(
+                    f"round {number}/{args.rounds}: baseline {baseline_s:.1f}s, job {job_s:.1f}s "
+                    f"({job_s / baseline_s:.2f}x)",
+                    flush=True,
+                )
 
         # 1,000 late events: 10 in each of 100 old windows (2 locations x 50 windows).
-        late_root = root / "big"
         late_start = START + timedelta(hours=6)
-        write_late(late_root, late_start)
-        late_s, late = timed(lambda: run_stream(spark, JobOptions(lake=big, engine="local")))
+        write_late(root / "big", late_start)
+        late_s, late = timed(lambda: run_stream(spark, JobOptions(lake=lake, engine="local")))
         spark.stop()
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
+    baseline_s, job_s = min(baselines), min(jobs)
     ratio = job_s / baseline_s
+    print(f"best of {args.rounds} rounds each:")
     print(
         f"baseline spark.read.json + count(): {baseline_s:6.1f}s  {args.events / baseline_s:>10,.0f} events/s"
     )
