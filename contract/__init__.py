@@ -12,6 +12,7 @@ machine-readable (see docs/contract.md):
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -47,6 +48,7 @@ class FieldRule:
     format: str | None = None
     default: Any = None
     max_future_skew: timedelta | None = None
+    max_utc_offset_minutes: int | None = None
 
     @property
     def column(self) -> str:
@@ -73,6 +75,7 @@ def _rules(schema: dict[str, Any]) -> tuple[FieldRule, ...]:
                 format=spec.get("format"),
                 default=spec.get("default"),
                 max_future_skew=timedelta(seconds=skew) if skew is not None else None,
+                max_utc_offset_minutes=spec.get("x-maxUtcOffsetMinutes"),
             )
         )
     return tuple(rules)
@@ -233,6 +236,8 @@ def validate_event(body: bytes, enqueued_time: datetime | None = None) -> Verdic
         event_time = datetime.fromisoformat(text)
     except ValueError:
         return _slow_verdict(body, enqueued_time)
+    if not _offset_ok(text):
+        return _slow_verdict(body, enqueued_time)
     event_id = event.eventId  # type: ignore[attr-defined]
     if _is_future(event_time, enqueued_time):
         return Verdict(("future_time",), event_id, event_time)
@@ -296,6 +301,12 @@ def validate_batch(bodies: Sequence[bytes], enqueued_times: Sequence[datetime]) 
     except ValueError:
         event_times = [_time_or_none(text) for text in texts]
         failed.update(i for i, t in enumerate(event_times) if t is None)
+    if not all(map(str.endswith, texts, itertools.repeat("Z", len(texts)))):  # some carry an offset
+        failed.update(
+            i
+            for i, text in enumerate(texts)
+            if i not in failed and event_times[i] is not None and not _offset_ok(text)
+        )
     event_ids = list(map(attrgetter("eventId"), decoded))
     skew = _TIME_FIELD.max_future_skew
     future: set[int] = set()
@@ -322,6 +333,17 @@ def validate_batch(bodies: Sequence[bytes], enqueued_times: Sequence[datetime]) 
         outcome if outcome is not None else _slow_verdict(body, enqueued)
         for outcome, body, enqueued in zip(outcomes, bodies, enqueued_times, strict=True)
     ]
+
+
+def _offset_ok(text: str) -> bool:
+    """Whether a time's offset is within the contract's range, minutes 00-59 (``fromisoformat``
+    takes ``+23:59`` and ``+01:60``; Java's and Spark's times stop at 18:00 and 59 minutes).
+    Only for texts that matched the pattern: they end in ``Z`` or ``±hh:mm``."""
+    limit = _TIME_FIELD.max_utc_offset_minutes
+    if limit is None or text.endswith("Z"):
+        return True
+    hours, minutes = int(text[-5:-3]), int(text[-2:])
+    return minutes < 60 and hours * 60 + minutes <= limit
 
 
 def _time_or_none(text: str) -> datetime | None:
@@ -403,7 +425,7 @@ def check_value(rule: FieldRule, value: Any) -> str | None:
                 datetime.fromisoformat(value)
             except ValueError:
                 return "format"
-            return None
+            return "format" if rule.pattern and not _offset_ok(value) else None
         if (rule.min_length is not None and len(value) < rule.min_length) or (
             rule.max_length is not None and len(value) > rule.max_length
         ):

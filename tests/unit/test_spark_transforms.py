@@ -184,7 +184,14 @@ def test_missing_optional_schema_version_takes_the_contract_default(spark: Any) 
 
 
 BLANKS = ["   ", "\u00a0", "\x1c", "\x85", "\u3000 "]
-ODD_TIMES = ["2026-11-22T07:00:00Z\n", "2026-11-22T07:00:00Z\r", "0000-01-01T00:00:00Z"]
+ODD_TIMES = [
+    "2026-11-22T07:00:00Z\n",
+    "2026-11-22T07:00:00Z\r",
+    "0000-01-01T00:00:00Z",
+    "2026-11-23T01:01:00+18:01",
+    "2026-11-23T06:59:00+23:59",
+    "2026-11-22T09:00:00+01:60",
+]
 BAD_BODIES: list[bytes] = [
     b'{"eventId": "only-id"}',
     json.dumps({**weather_body("Oslo", T0), "temperature": "warm"}).encode(),
