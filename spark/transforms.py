@@ -161,7 +161,7 @@ def _fast_value_ok(rule: FieldRule, value: Column) -> Column:
     ok = [value.isNotNull()]
     if rule.type == "string":
         if rule.format == "date-time":
-            ok += [F.col(_EVENT_TIME).isNotNull(), _python_accepts_time(value)]
+            ok += [F.col(_EVENT_TIME).isNotNull(), _contract_accepts_time(value)]
         if rule.min_length is not None:
             ok.append(F.char_length(value) >= rule.min_length)
         if rule.max_length is not None:
@@ -180,10 +180,17 @@ def _fast_value_ok(rule: FieldRule, value: Column) -> Column:
     return _all(ok)
 
 
-def _python_accepts_time(text: Column) -> Column:
-    """What ``datetime.fromisoformat`` (the contract's parser) refuses of a time Spark parses and
-    the pattern lets through: one trailing newline (Spark trims it; ``$`` allows it) and year 0."""
-    return ~F.endswith(text, F.lit("\n")) & ~F.startswith(text, F.lit("0000"))
+def _contract_accepts_time(text: Column) -> Column:
+    """False for the times Spark parses and the pattern lets through but the contract refuses:
+    a final newline (Spark trims it; ``$`` allows it), year 0 (``fromisoformat`` refuses both) and
+    an offset past ``x-maxUtcOffsetMinutes`` or with minute 60 or more (``contract._offset_ok``)."""
+    accepted = ~F.endswith(text, F.lit("\n")) & ~F.startswith(text, F.lit("0000"))
+    limit = _TIME_RULE.max_utc_offset_minutes
+    if limit is None:
+        return accepted
+    hours, minutes = F.substring(text, -5, 2).try_cast("int"), F.substring(text, -2, 2).try_cast("int")
+    offset_ok = F.endswith(text, F.lit("Z")) | ((minutes < 60) & (hours * 60 + minutes <= limit))
+    return accepted & F.coalesce(offset_ok, F.lit(False))  # not numbers there: not the pattern's shape
 
 
 def _is_future(event_time: Column) -> Column:
@@ -248,7 +255,7 @@ def _exact_field_reason(rule: FieldRule, body_map: Column) -> Column:
     reason = F.when(raw.isNull(), F.lit(f"missing:{rule.name}") if rule.required else F.lit(None))
     reason = reason.when(~_exact_type_ok(rule, text, value), F.lit(f"type:{rule.name}"))
     if rule.format == "date-time":
-        bad_format = F.try_to_timestamp(value).isNull() | ~_python_accepts_time(value)
+        bad_format = F.try_to_timestamp(value).isNull() | ~_contract_accepts_time(value)
         if rule.pattern:
             bad_format = bad_format | ~value.rlike(spark_regex(rule.pattern))
         return reason.when(bad_format, F.lit(f"format:{rule.name}"))

@@ -250,6 +250,29 @@ def test_bodies_that_fail_the_contract_are_rejected_with_the_contracts_own_reaso
     assertDataFrameEqual(rejected.select("sequence_number", "reasons"), expected)
 
 
+def test_the_offset_limit_comes_from_the_contract_not_from_javas_range(spark: Any, monkeypatch: Any) -> None:
+    import dataclasses
+
+    import contract
+    import spark.transforms as transforms
+
+    narrow = dataclasses.replace(transforms._TIME_RULE, max_utc_offset_minutes=14 * 60)
+    monkeypatch.setattr(transforms, "_TIME_RULE", narrow)
+    monkeypatch.setattr(contract, "_TIME_FIELD", narrow)
+    times = ["2026-11-22T21:00:00+14:00", "2026-11-22T22:00:00+15:00", "2026-11-21T16:00:00-15:00"]
+    bodies = [compact({**weather_body("Oslo", T0), "eventTime": t}) for t in times]
+    verdicts = [validate_event(body, T0).reasons for body in bodies]
+    assert verdicts == [(), ("format:eventTime",), ("format:eventTime",)]
+    valid, rejected = bronze_to_silver(
+        bronze_rows(spark, [record(b, seq=i) for i, b in enumerate(bodies)]), PROCESSED
+    )
+    assert [r.sequence_number for r in valid.select("sequence_number").collect()] == [0]
+    assertDataFrameEqual(
+        rejected.select("sequence_number", "reasons"),
+        [Row(sequence_number=i, reasons=list(verdicts[i])) for i in (1, 2)],
+    )
+
+
 def test_valid_bodies_in_unusual_spellings_are_valid_and_parse_the_same(spark: Any) -> None:
     spaced_ascii = weather_body(
         "Tromsø", T0, event_id="spaced", conditions='Snow "heavy"', station={"h": [1]}
