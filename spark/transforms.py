@@ -189,8 +189,10 @@ def _contract_accepts_time(text: Column) -> Column:
     if limit is None:
         return accepted
     hours, minutes = F.substring(text, -5, 2).try_cast("int"), F.substring(text, -2, 2).try_cast("int")
-    offset_ok = F.endswith(text, F.lit("Z")) | ((minutes < 60) & (hours * 60 + minutes <= limit))
-    return accepted & F.coalesce(offset_ok, F.lit(False))  # not numbers there: not the pattern's shape
+    # A branch of its own, so that only times with an offset are cut up: a try_cast that fails
+    # costs a JVM exception, and "...:12Z" would fail it on every row (the job ran ~2x slower).
+    in_range = F.coalesce((minutes < 60) & (hours * 60 + minutes <= limit), F.lit(False))
+    return accepted & F.when(F.endswith(text, F.lit("Z")), F.lit(True)).otherwise(in_range)
 
 
 def _is_future(event_time: Column) -> Column:
