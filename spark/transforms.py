@@ -8,9 +8,13 @@ bronze record that is not a readable envelope with a body.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
+from typing import Any, TypeVar
 
+from pyspark import SparkContext
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -36,6 +40,40 @@ _EVENT_TIME = "_event_time"
 _ENQUEUED_TIME = "_enqueued_time"
 _FAST = "_fast_valid"
 _CANONICAL = "_canonical_body"
+_Built = TypeVar("_Built")
+# Expressions built once per SparkContext (see _per_context): key -> (context, value).
+_BUILT: dict[Hashable, tuple[Any, Any]] = {}
+
+
+@dataclass(frozen=True)
+class BronzeShape:
+    """What the check's expressions depend on in a bronze frame's schema."""
+
+    has_corrupt_record: bool  # JSON lines: the reader's column for lines that are not JSON
+    binary_body: bool  # Avro: Body is bytes (JSON lines: text)
+
+    @classmethod
+    def of(cls, bronze: DataFrame) -> BronzeShape:
+        schema = bronze.schema
+        return cls(
+            has_corrupt_record=CORRUPT_RECORD_COLUMN in schema.names,
+            binary_body=isinstance(schema[BODY_COLUMN].dataType, T.BinaryType),
+        )
+
+
+def _per_context(key: Hashable, build: Callable[[], _Built]) -> _Built:
+    """``build()`` once per SparkContext and key, then the same value for every micro-batch.
+
+    The check is a few hundred column expressions, each built with several Py4J calls: about a
+    second per micro-batch (measured), as much as a small batch's whole work. Unresolved
+    expressions are not tied to a frame, so every batch can select the same ones; they are tied
+    to the JVM, hence one set per SparkContext.
+    """
+    context = SparkContext._active_spark_context
+    built = _BUILT.get(key)
+    if built is None or built[0] is not context:
+        built = _BUILT[key] = (context, build())
+    return built[1]
 
 
 @cache
@@ -203,12 +241,12 @@ def _is_future(event_time: Column) -> Column:
     return (F.unix_micros(event_time) - F.unix_micros(enqueued)) > skew_micros
 
 
-def _fast_valid(bronze: DataFrame, canonical: Column) -> Column:
-    body = _body_text(bronze)
+def _fast_valid(shape: BronzeShape, canonical: Column) -> Column:
+    body = _body_text(shape)
     ok = [F.col(BODY_COLUMN).isNotNull(), F.octet_length(F.col(BODY_COLUMN)) <= MAX_BODY_BYTES]
-    if CORRUPT_RECORD_COLUMN in bronze.columns:
+    if shape.has_corrupt_record:
         ok.append(F.col(CORRUPT_RECORD_COLUMN).isNull())
-    if isinstance(bronze.schema[BODY_COLUMN].dataType, T.BinaryType):
+    if shape.binary_body:
         ok.append(F.is_valid_utf8(F.col(BODY_COLUMN)))
     ok.append(F.col("_event").isNotNull())
     ok += [_fast_field_ok(rule) for rule in FIELDS]
@@ -276,32 +314,32 @@ def _exact_field_reason(rule: FieldRule, body_map: Column) -> Column:
     return reason.when(below | above, F.lit(f"range:{rule.name}"))
 
 
-def _body_text(bronze: DataFrame) -> Column:
+def _body_text(shape: BronzeShape) -> Column:
     return F.col(BODY_COLUMN).cast("string")
 
 
-def _kept_text(bronze: DataFrame) -> Column:
+def _kept_text(shape: BronzeShape) -> Column:
     """What quarantine keeps: the body, or the raw line when the bronze line itself was malformed."""
-    if CORRUPT_RECORD_COLUMN in bronze.columns:
-        return F.coalesce(_body_text(bronze), F.col(CORRUPT_RECORD_COLUMN))
-    return _body_text(bronze)
+    if shape.has_corrupt_record:
+        return F.coalesce(_body_text(shape), F.col(CORRUPT_RECORD_COLUMN))
+    return _body_text(shape)
 
 
-def _exact_reasons(bronze: DataFrame) -> Column:
+def _exact_reasons(shape: BronzeShape) -> Column:
     """Every reason code for one bronze row, as an array (empty when the event is valid)."""
     body = F.col(BODY_COLUMN)
-    body_map = F.from_json(_body_text(bronze), _BODY_MAP)
+    body_map = F.from_json(_body_text(shape), _BODY_MAP)
     malformed = body.isNull()
-    if CORRUPT_RECORD_COLUMN in bronze.columns:
+    if shape.has_corrupt_record:
         malformed = malformed | F.col(CORRUPT_RECORD_COLUMN).isNotNull()
     whole_body = F.when(malformed, F.array(F.lit(BRONZE_MALFORMED))).when(
         F.octet_length(body) > MAX_BODY_BYTES, F.array(F.lit("too_large"))
     )
-    if isinstance(bronze.schema[BODY_COLUMN].dataType, T.BinaryType):
+    if shape.binary_body:
         whole_body = whole_body.when(~F.is_valid_utf8(body), F.array(F.lit("utf8")))
     whole_body = whole_body.when(
         body_map.isNull(),
-        F.when(F.try_parse_json(_body_text(bronze)).isNull(), F.array(F.lit("json"))).otherwise(
+        F.when(F.try_parse_json(_body_text(shape)).isNull(), F.array(F.lit("json"))).otherwise(
             F.array(F.lit("not_object"))
         ),
     )
@@ -312,16 +350,16 @@ def _exact_reasons(bronze: DataFrame) -> Column:
     return whole_body.otherwise(F.array_compact(F.array(*per_field)))
 
 
-def _rescued_exact(bronze: DataFrame) -> Column:
+def _rescued_exact(shape: BronzeShape) -> Column:
     """Unknown body fields as a JSON object string, or null: lists every body's keys."""
-    keys = F.json_object_keys(_body_text(bronze))
-    body_map = F.from_json(_body_text(bronze), _BODY_MAP)
+    keys = F.json_object_keys(_body_text(shape))
+    body_map = F.from_json(_body_text(shape), _BODY_MAP)
     unknown = F.map_filter(body_map, lambda key, _value: ~key.isin(*_KNOWN_FIELDS))
     has_unknown = F.size(F.array_except(keys, F.array(*[F.lit(k) for k in _KNOWN_FIELDS]))) > 0
     return F.when(has_unknown, F.to_json(unknown))
 
 
-def _canonical(bronze: DataFrame) -> Column:
+def _canonical(shape: BronzeShape) -> Column:
     """Whether the body is spelled exactly as ``to_json`` writes its typed parse.
 
     Such a body is a JSON object whose keys are exactly the known fields it holds, so it has no
@@ -329,7 +367,7 @@ def _canonical(bronze: DataFrame) -> Column:
     written another way (spacing, key order, number spelling, escapes, unknown or repeated keys)
     take the exact path. Compact producers (orjson, contract order) match.
     """
-    return F.to_json(F.col("_event")) == _body_text(bronze)
+    return F.to_json(F.col("_event")) == _body_text(shape)
 
 
 def check_bronze(bronze: DataFrame, processed_at: datetime) -> DataFrame:
@@ -344,24 +382,38 @@ def check_bronze(bronze: DataFrame, processed_at: datetime) -> DataFrame:
         The silver columns (meaningful when valid) plus ``_reasons`` (empty when valid) and what
         quarantine keeps; split it with :func:`split_checked`.
     """
-    parsed = bronze.select(
-        "*",
-        F.from_json(_body_text(bronze), _typed_body_schema()).alias("_event"),
-        F.lit(processed_at).cast("timestamp").alias("_processed_at"),
-    ).select(
+    shape = BronzeShape.of(bronze)
+    stages = _per_context(("check", shape), lambda: _check_stages(shape))
+    frame = bronze.select("*", F.lit(processed_at).cast("timestamp").alias("_processed_at"))
+    for columns in stages:
+        frame = frame.select(*columns)
+    return frame
+
+
+def _check_stages(shape: BronzeShape) -> list[list[Column | str]]:
+    """check_bronze's projections, in order (the processing time is a column by then)."""
+    parse: list[Column | str] = [
         # Parsed once here: the check, the future-time rule and the silver columns all use them.
+        "*",
+        F.from_json(_body_text(shape), _typed_body_schema()).alias("_event"),
+    ]
+    times: list[Column | str] = [
         "*",
         F.try_to_timestamp(_typed(_TIME_RULE)).alias(_EVENT_TIME),
         F.try_to_timestamp(F.col("EnqueuedTimeUtc")).alias(_ENQUEUED_TIME),
-    )
+    ]
     # The cheap verdicts get their own projection: with the exact tier's large generated code in
     # the same one, the JIT compiled the hot path poorly (the whole check ran ~1.6x slower). The
     # two columns are used more than once below, so Spark keeps this projection apart.
-    canonical = _canonical(bronze)
-    screened = parsed.select("*", _fast_valid(bronze, canonical).alias(_FAST), canonical.alias(_CANONICAL))
-    reasons = F.when(F.col(_FAST), F.array().cast("array<string>")).otherwise(_exact_reasons(bronze))
-    rescued = F.when(F.col(_CANONICAL), F.lit(None).cast("string")).otherwise(_rescued_exact(bronze))
-    return screened.select(
+    canonical = _canonical(shape)
+    screen: list[Column | str] = [
+        "*",
+        _fast_valid(shape, canonical).alias(_FAST),
+        canonical.alias(_CANONICAL),
+    ]
+    reasons = F.when(F.col(_FAST), F.array().cast("array<string>")).otherwise(_exact_reasons(shape))
+    rescued = F.when(F.col(_CANONICAL), F.lit(None).cast("string")).otherwise(_rescued_exact(shape))
+    result: list[Column | str] = [
         *[(F.col(_EVENT_TIME) if rule is _TIME_RULE else _typed(rule)).alias(rule.column) for rule in FIELDS],
         rescued.alias("_rescued_data"),
         F.col("PartitionId").alias("partition_id"),
@@ -372,9 +424,10 @@ def check_bronze(bronze: DataFrame, processed_at: datetime) -> DataFrame:
         F.col("_processed_at").alias("processed_at"),
         reasons.alias("_reasons"),
         # Only quarantine needs the text; valid rows skip it, which keeps the cached batch small.
-        F.when(F.size(reasons) > 0, _kept_text(bronze)).alias("_body_text"),
+        F.when(F.size(reasons) > 0, _kept_text(shape)).alias("_body_text"),
         F.col("EventId").alias("_envelope_event_id"),
-    )
+    ]
+    return [parse, times, screen, result]
 
 
 def _silver_columns() -> dict[str, Column]:
@@ -429,6 +482,10 @@ def flat_checked(checked: DataFrame, window_minutes: int | None = None) -> DataF
     Filtering on ``_valid`` and taking either side's columns gives exactly ``split_checked``'s rows.
     With ``window_minutes``, valid rows also carry :func:`gold_inputs` (``GOLD_INPUT_COLUMNS``).
     """
+    return checked.select(*_per_context(("flat", window_minutes), lambda: _flat_columns(window_minutes)))
+
+
+def _flat_columns(window_minutes: int | None) -> list[Column]:
     valid = F.size("_reasons") == 0
     shared = {f.name for f in QUARANTINE_SCHEMA.fields[3:]}
     # Guarded by the verdict like split_checked's filter: a cast must not fail on a rejected row.
@@ -443,7 +500,7 @@ def flat_checked(checked: DataFrame, window_minutes: int | None = None) -> DataF
     ]
     extra = [] if window_minutes is None else gold_inputs(window_minutes)
     gold = [F.when(valid, column).alias(name) for name, column in extra]
-    return checked.select(valid.alias(VALID_COLUMN), *silver, *quarantine, *gold)
+    return [valid.alias(VALID_COLUMN), *silver, *quarantine, *gold]
 
 
 def bronze_to_silver(bronze: DataFrame, processed_at: datetime) -> tuple[DataFrame, DataFrame]:

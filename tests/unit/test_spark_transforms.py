@@ -259,6 +259,7 @@ def test_the_offset_limit_comes_from_the_contract_not_from_javas_range(spark: An
     narrow = dataclasses.replace(transforms._TIME_RULE, max_utc_offset_minutes=14 * 60)
     monkeypatch.setattr(transforms, "_TIME_RULE", narrow)
     monkeypatch.setattr(contract, "_TIME_FIELD", narrow)
+    monkeypatch.setattr(transforms, "_BUILT", {})  # the check's expressions, built for the real limit
     times = ["2026-11-22T21:00:00+14:00", "2026-11-22T22:00:00+15:00", "2026-11-21T16:00:00-15:00"]
     bodies = [compact({**weather_body("Oslo", T0), "eventTime": t}) for t in times]
     verdicts = [validate_event(body, T0).reasons for body in bodies]
@@ -512,12 +513,13 @@ SPELLINGS: list[bytes] = [
 def test_the_rescue_short_cut_gives_what_the_exact_path_gives_for_every_spelling(spark: Any) -> None:
     from pyspark.sql import functions as F
 
-    from spark.transforms import _canonical, _rescued_exact, check_bronze
+    from spark.transforms import BronzeShape, _canonical, _rescued_exact, check_bronze
 
     frame = bronze_rows(spark, [record(body, seq=i) for i, body in enumerate(SPELLINGS)])
     checked = check_bronze(frame, PROCESSED).select("sequence_number", "_rescued_data")
     exact = frame.select(
-        F.col("SequenceNumber").alias("sequence_number"), _rescued_exact(frame).alias("_rescued_data")
+        F.col("SequenceNumber").alias("sequence_number"),
+        _rescued_exact(BronzeShape.of(frame)).alias("_rescued_data"),
     )
     assertDataFrameEqual(checked, exact)
     rescued: dict[int, str | None] = {row[0]: row[1] for row in checked.collect()}
@@ -529,7 +531,9 @@ def test_the_rescue_short_cut_gives_what_the_exact_path_gives_for_every_spelling
     typed = frame.select(
         "SequenceNumber", "Body", F.from_json(F.col("Body"), _typed_body_schema()).alias("_event")
     )
-    short_cut = sorted(r[0] for r in typed.where(_canonical(typed)).select("SequenceNumber").collect())
+    short_cut = sorted(
+        r[0] for r in typed.where(_canonical(BronzeShape.of(frame))).select("SequenceNumber").collect()
+    )
     assert 0 in short_cut and 1 not in short_cut and 3 not in short_cut  # the test covers both paths
 
 
