@@ -242,7 +242,7 @@ def _is_future(event_time: Column) -> Column:
 
 
 def _fast_valid(shape: BronzeShape, canonical: Column) -> Column:
-    body = _body_text(shape)
+    body = _body_text()
     ok = [F.col(BODY_COLUMN).isNotNull(), F.octet_length(F.col(BODY_COLUMN)) <= MAX_BODY_BYTES]
     if shape.has_corrupt_record:
         ok.append(F.col(CORRUPT_RECORD_COLUMN).isNull())
@@ -314,21 +314,22 @@ def _exact_field_reason(rule: FieldRule, body_map: Column) -> Column:
     return reason.when(below | above, F.lit(f"range:{rule.name}"))
 
 
-def _body_text(shape: BronzeShape) -> Column:
+def _body_text() -> Column:
+    # Text for both bronze formats (Avro's Body is bytes; JSON lines' is already a string).
     return F.col(BODY_COLUMN).cast("string")
 
 
 def _kept_text(shape: BronzeShape) -> Column:
     """What quarantine keeps: the body, or the raw line when the bronze line itself was malformed."""
     if shape.has_corrupt_record:
-        return F.coalesce(_body_text(shape), F.col(CORRUPT_RECORD_COLUMN))
-    return _body_text(shape)
+        return F.coalesce(_body_text(), F.col(CORRUPT_RECORD_COLUMN))
+    return _body_text()
 
 
 def _exact_reasons(shape: BronzeShape) -> Column:
     """Every reason code for one bronze row, as an array (empty when the event is valid)."""
     body = F.col(BODY_COLUMN)
-    body_map = F.from_json(_body_text(shape), _BODY_MAP)
+    body_map = F.from_json(_body_text(), _BODY_MAP)
     malformed = body.isNull()
     if shape.has_corrupt_record:
         malformed = malformed | F.col(CORRUPT_RECORD_COLUMN).isNotNull()
@@ -339,7 +340,7 @@ def _exact_reasons(shape: BronzeShape) -> Column:
         whole_body = whole_body.when(~F.is_valid_utf8(body), F.array(F.lit("utf8")))
     whole_body = whole_body.when(
         body_map.isNull(),
-        F.when(F.try_parse_json(_body_text(shape)).isNull(), F.array(F.lit("json"))).otherwise(
+        F.when(F.try_parse_json(_body_text()).isNull(), F.array(F.lit("json"))).otherwise(
             F.array(F.lit("not_object"))
         ),
     )
@@ -350,16 +351,16 @@ def _exact_reasons(shape: BronzeShape) -> Column:
     return whole_body.otherwise(F.array_compact(F.array(*per_field)))
 
 
-def _rescued_exact(shape: BronzeShape) -> Column:
+def _rescued_exact() -> Column:
     """Unknown body fields as a JSON object string, or null: lists every body's keys."""
-    keys = F.json_object_keys(_body_text(shape))
-    body_map = F.from_json(_body_text(shape), _BODY_MAP)
+    keys = F.json_object_keys(_body_text())
+    body_map = F.from_json(_body_text(), _BODY_MAP)
     unknown = F.map_filter(body_map, lambda key, _value: ~key.isin(*_KNOWN_FIELDS))
     has_unknown = F.size(F.array_except(keys, F.array(*[F.lit(k) for k in _KNOWN_FIELDS]))) > 0
     return F.when(has_unknown, F.to_json(unknown))
 
 
-def _canonical(shape: BronzeShape) -> Column:
+def _canonical() -> Column:
     """Whether the body is spelled exactly as ``to_json`` writes its typed parse.
 
     Such a body is a JSON object whose keys are exactly the known fields it holds, so it has no
@@ -367,7 +368,7 @@ def _canonical(shape: BronzeShape) -> Column:
     written another way (spacing, key order, number spelling, escapes, unknown or repeated keys)
     take the exact path. Compact producers (orjson, contract order) match.
     """
-    return F.to_json(F.col("_event")) == _body_text(shape)
+    return F.to_json(F.col("_event")) == _body_text()
 
 
 def check_bronze(bronze: DataFrame, processed_at: datetime) -> DataFrame:
@@ -395,7 +396,7 @@ def _check_stages(shape: BronzeShape) -> list[list[Column | str]]:
     parse: list[Column | str] = [
         # Parsed once here: the check, the future-time rule and the silver columns all use them.
         "*",
-        F.from_json(_body_text(shape), _typed_body_schema()).alias("_event"),
+        F.from_json(_body_text(), _typed_body_schema()).alias("_event"),
     ]
     times: list[Column | str] = [
         "*",
@@ -405,14 +406,14 @@ def _check_stages(shape: BronzeShape) -> list[list[Column | str]]:
     # The cheap verdicts get their own projection: with the exact tier's large generated code in
     # the same one, the JIT compiled the hot path poorly (the whole check ran ~1.6x slower). The
     # two columns are used more than once below, so Spark keeps this projection apart.
-    canonical = _canonical(shape)
+    canonical = _canonical()
     screen: list[Column | str] = [
         "*",
         _fast_valid(shape, canonical).alias(_FAST),
         canonical.alias(_CANONICAL),
     ]
     reasons = F.when(F.col(_FAST), F.array().cast("array<string>")).otherwise(_exact_reasons(shape))
-    rescued = F.when(F.col(_CANONICAL), F.lit(None).cast("string")).otherwise(_rescued_exact(shape))
+    rescued = F.when(F.col(_CANONICAL), F.lit(None).cast("string")).otherwise(_rescued_exact())
     result: list[Column | str] = [
         *[(F.col(_EVENT_TIME) if rule is _TIME_RULE else _typed(rule)).alias(rule.column) for rule in FIELDS],
         rescued.alias("_rescued_data"),

@@ -513,13 +513,13 @@ SPELLINGS: list[bytes] = [
 def test_the_rescue_short_cut_gives_what_the_exact_path_gives_for_every_spelling(spark: Any) -> None:
     from pyspark.sql import functions as F
 
-    from spark.transforms import BronzeShape, _canonical, _rescued_exact, check_bronze
+    from spark.transforms import _canonical, _rescued_exact, check_bronze
 
     frame = bronze_rows(spark, [record(body, seq=i) for i, body in enumerate(SPELLINGS)])
     checked = check_bronze(frame, PROCESSED).select("sequence_number", "_rescued_data")
     exact = frame.select(
         F.col("SequenceNumber").alias("sequence_number"),
-        _rescued_exact(BronzeShape.of(frame)).alias("_rescued_data"),
+        _rescued_exact().alias("_rescued_data"),
     )
     assertDataFrameEqual(checked, exact)
     rescued: dict[int, str | None] = {row[0]: row[1] for row in checked.collect()}
@@ -531,9 +531,7 @@ def test_the_rescue_short_cut_gives_what_the_exact_path_gives_for_every_spelling
     typed = frame.select(
         "SequenceNumber", "Body", F.from_json(F.col("Body"), _typed_body_schema()).alias("_event")
     )
-    short_cut = sorted(
-        r[0] for r in typed.where(_canonical(BronzeShape.of(frame))).select("SequenceNumber").collect()
-    )
+    short_cut = sorted(r[0] for r in typed.where(_canonical()).select("SequenceNumber").collect())
     assert 0 in short_cut and 1 not in short_cut and 3 not in short_cut  # the test covers both paths
 
 
