@@ -323,11 +323,15 @@ def _non_finite(event: dict[str, Any], rng: random.Random) -> bytes:
 
 def _out_of_range(event: dict[str, Any], rng: random.Random) -> bytes:
     rule = _pick(rng, _RANGED)
-    if rule.maximum is not None and (rule.minimum is None or rng.random() < 0.5):
-        value: float = rule.maximum + rng.uniform(0.1, 100)
+    above = rule.maximum is not None and (rule.minimum is None or rng.random() < 0.5)
+    if above:
+        value: float = (rule.maximum or 0) + rng.uniform(0.1, 100)
     else:
         value = (rule.minimum or 0) - rng.uniform(0.1, 100)
-    event[rule.name] = round(value, 2) if rule.type == "number" else math.floor(value)
+    if rule.type == "number":
+        event[rule.name] = round(value, 2)
+    else:  # away from the bound: an integer past it even when the bound is huge (floats round)
+        event[rule.name] = math.ceil(value) + 1 if above else math.floor(value) - 1
     return _dump(event)
 
 

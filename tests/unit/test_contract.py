@@ -111,6 +111,12 @@ CASES: list[tuple[str, bytes, tuple[str, ...]]] = [
     ("year 0", body_with(eventTime="0000-01-01T00:00:00Z"), ("format:eventTime",)),
     ("a final newline", body_with(eventTime="2026-11-22T07:40:00Z\n"), ("format:eventTime",)),
     ("epoch number", body_with(eventTime=1795000000), ("type:eventTime",)),
+    ("a lone surrogate escape", raw_with("eventId", '"\\ud800"'), ("utf8:eventId",)),
+    ("a lone low surrogate, uppercase", raw_with("conditions", '"Snow \\uDC00"'), ("utf8:conditions",)),
+    ("a surrogate pair escape is one character", raw_with("deviceId", '"\\ud83d\\ude00"'), ()),
+    ("deviceSeq at the 64-bit limit", body_with(deviceSeq=2**63 - 1), ()),
+    ("deviceSeq past 64 bits", body_with(deviceSeq=2**63), ("range:deviceSeq",)),
+    ("schemaVersion past 32 bits", body_with(schemaVersion=2**31), ("range:schemaVersion",)),
     ("more than 5 minutes ahead", body_with(eventTime="2026-11-22T07:50:00.001Z"), ("future_time",)),
     ("ahead, in +05:30", body_with(eventTime="2026-11-22T13:20:01+05:30"), ("future_time",)),
     ("exactly 5 minutes ahead", body_with(eventTime="2026-11-22T07:50:00Z"), ()),
@@ -234,3 +240,33 @@ def test_fast_path_and_slow_path_agree(body: bytes) -> None:
     assert fast.reasons == slow.reasons
     assert fast.event_id == slow.event_id
     assert fast.event_time == slow.event_time
+
+
+def test_parse_batch_gives_validate_batchs_outcomes_and_each_valid_bodys_values() -> None:
+    bodies = [
+        body_with(),
+        raw_with("firmware", '{"v": [1, 2.50, 1e3]}'),  # an unknown field: the slow path reads it
+        raw_with("deviceId", '"\\ud83d\\ude00"'),  # valid by the slow path's word
+        body_with(humidity=101),
+        body_with(eventTime="2026-11-22T13:10:00+05:30", schemaVersion=...),
+        b"not json",
+    ]
+    enqueued = [ENQUEUED] * len(bodies)
+    parsed = contract.parse_batch(bodies, enqueued)
+    verdicts = [contract.validate_event(body, ENQUEUED) for body in bodies]
+    assert parsed.outcomes == [v.event_id if v.valid else v for v in verdicts]
+    assert [i for i, o in enumerate(parsed.outcomes) if isinstance(o, str)] == [0, 1, 2, 4]
+    assert parsed.values["humidity"] == [
+        VALID["humidity"],
+        81,
+        VALID["humidity"],
+        None,
+        VALID["humidity"],
+        None,
+    ]
+    assert parsed.values["deviceId"][2] == "\U0001f600"
+    assert parsed.values["schemaVersion"][4] == 1  # the schema's default
+    assert parsed.event_times[4] == datetime(2026, 11, 22, 7, 40, tzinfo=UTC)
+    assert parsed.event_times[3] is None and parsed.values["eventId"][5] is None
+    # Compact, with each value spelled as the body spells it.
+    assert parsed.unknown_fields == [None, '{"firmware":{"v":[1,2.50,1e3]}}', None, None, None, None]

@@ -45,10 +45,10 @@ def test_fast_location_check_matches_the_schema_pattern(value: str) -> None:
     assert FAST["location"](value) == (re.search(LOCATION_PATTERN, value) is not None)
 
 
-def test_lone_surrogate_in_event_time_is_a_format_reason_not_a_crash() -> None:
+def test_lone_surrogate_in_event_time_is_a_utf8_reason_not_a_crash() -> None:
     raw = (
         b'{"eventId":"a","deviceId":"d","location":"Oslo","eventTime":"2026-11-22T07:43:20\\ud800",'
         b'"temperature":1,"humidity":1,"windSpeed":1,"windDirection":"N","precipitation":0,"conditions":"x"}'
     )
 
-    assert contract.validate_event(raw).reasons == ("format:eventTime",)
+    assert contract.validate_event(raw).reasons == ("utf8:eventTime",)

@@ -218,12 +218,12 @@ BAD_BODIES: list[bytes] = [
 
 
 def compact(body: dict[str, Any]) -> bytes:
-    """Spelled as Spark's to_json writes it (compact, contract order): the fast tier's short cut."""
+    """Compact, in contract order: how producers (orjson) spell a body."""
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-# The same kinds of bad values in canonical spelling, where the fast tier skips its raw-text tests.
-BAD_CANONICAL_BODIES: list[bytes] = [
+# The same kinds of bad values in compact spelling (what producers send).
+BAD_COMPACT_BODIES: list[bytes] = [
     compact({**weather_body("Oslo", T0), "temperature": "warm"}),
     compact({**weather_body("Oslo", T0), "location": 12}),
     compact({**weather_body("Oslo", T0), "humidity": 140.0}),
@@ -235,7 +235,7 @@ BAD_CANONICAL_BODIES: list[bytes] = [
 ]
 
 
-@pytest.mark.parametrize("bodies", [BAD_BODIES, BAD_CANONICAL_BODIES], ids=["spaced", "canonical"])
+@pytest.mark.parametrize("bodies", [BAD_BODIES, BAD_COMPACT_BODIES], ids=["spaced", "compact"])
 def test_bodies_that_fail_the_contract_are_rejected_with_the_contracts_own_reasons(
     spark: Any, bodies: list[bytes]
 ) -> None:
@@ -250,30 +250,6 @@ def test_bodies_that_fail_the_contract_are_rejected_with_the_contracts_own_reaso
     assertDataFrameEqual(rejected.select("sequence_number", "reasons"), expected)
 
 
-def test_the_offset_limit_comes_from_the_contract_not_from_javas_range(spark: Any, monkeypatch: Any) -> None:
-    import dataclasses
-
-    import contract
-    import spark.transforms as transforms
-
-    narrow = dataclasses.replace(transforms._TIME_RULE, max_utc_offset_minutes=14 * 60)
-    monkeypatch.setattr(transforms, "_TIME_RULE", narrow)
-    monkeypatch.setattr(contract, "_TIME_FIELD", narrow)
-    monkeypatch.setattr(transforms, "_BUILT", {})  # the check's expressions, built for the real limit
-    times = ["2026-11-22T21:00:00+14:00", "2026-11-22T22:00:00+15:00", "2026-11-21T16:00:00-15:00"]
-    bodies = [compact({**weather_body("Oslo", T0), "eventTime": t}) for t in times]
-    verdicts = [validate_event(body, T0).reasons for body in bodies]
-    assert verdicts == [(), ("format:eventTime",), ("format:eventTime",)]
-    valid, rejected = bronze_to_silver(
-        bronze_rows(spark, [record(b, seq=i) for i, b in enumerate(bodies)]), PROCESSED
-    )
-    assert [r.sequence_number for r in valid.select("sequence_number").collect()] == [0]
-    assertDataFrameEqual(
-        rejected.select("sequence_number", "reasons"),
-        [Row(sequence_number=i, reasons=list(verdicts[i])) for i in (1, 2)],
-    )
-
-
 def test_valid_bodies_in_unusual_spellings_are_valid_and_parse_the_same(spark: Any) -> None:
     spaced_ascii = weather_body(
         "Tromsø", T0, event_id="spaced", conditions='Snow "heavy"', station={"h": [1]}
@@ -283,8 +259,7 @@ def test_valid_bodies_in_unusual_spellings_are_valid_and_parse_the_same(spark: A
         json.dumps(spaced_ascii, ensure_ascii=False, separators=(",", ":"))
         .replace("spaced", "compact")
         .encode(),
-        # Canonical (to_json's own spelling) with escapes and non-ASCII text: the fast tier's
-        # short cut clears it, though its raw-text tests could not have.
+        # Compact, with escapes and non-ASCII text.
         compact(weather_body("Tromsø", T0, event_id="canonical", conditions='Snow "heavy" \\ drifts')),
     ]
     assert all(validate_event(body, T0).valid for body in bodies)
@@ -487,10 +462,10 @@ def test_dominant_values_are_the_most_frequent_and_ties_go_to_the_alphabetically
     )
 
 
-# Bodies for the cheaper paths: each must give exactly what the exact path (or formula) gives.
+# The same event in many spellings, valid and not: silver must hold what the contract reads.
 _COMPACT = weather_body("Oslo", T0, event_id="e-1")
 SPELLINGS: list[bytes] = [
-    json.dumps(_COMPACT, separators=(",", ":")).encode(),  # as Spark's to_json writes it
+    json.dumps(_COMPACT, separators=(",", ":")).encode(),  # compact, contract order
     json.dumps({**_COMPACT, "firmware": "2.1"}, separators=(",", ":")).encode(),  # unknown key last
     json.dumps({"firmware": "2.1", **_COMPACT}, separators=(",", ":")).encode(),  # unknown key first
     json.dumps(_COMPACT).encode(),  # spaced
@@ -504,96 +479,47 @@ SPELLINGS: list[bytes] = [
     json.dumps(_COMPACT, separators=(",", ":")).encode() + b' "x":1}',  # trailing text after the object
     json.dumps({**_COMPACT, "temperature": 1e-05}, separators=(",", ":")).encode(),  # number spelling
     json.dumps({**_COMPACT, "location": "Tromsø"}, ensure_ascii=False, separators=(",", ":")).encode(),
+    json.dumps({**_COMPACT, "extra": {"n": [1.50, 2e3]}}).encode(),  # spaced unknown value
+    json.dumps({**_COMPACT, "eventId": "\ud800"}).encode(),  # a lone surrogate: no UTF-8 holds it
+    json.dumps({**_COMPACT, "eventId": "\ud83d\ude00"}).encode(),  # a surrogate pair: one character
+    json.dumps({**_COMPACT, "deviceSeq": 2**63}).encode(),  # past silver's 64-bit integer
     b'{"eventId":"e-1"}',
     b"{}",
     b"not json",
 ]
 
 
-def test_the_rescue_short_cut_gives_what_the_exact_path_gives_for_every_spelling(spark: Any) -> None:
-    from pyspark.sql import functions as F
-
-    from spark.transforms import _canonical, _rescued_exact, check_bronze
+def test_silver_holds_what_the_contract_reads_from_every_spelling(spark: Any) -> None:
+    from contract import parse_batch
 
     frame = bronze_rows(spark, [record(body, seq=i) for i, body in enumerate(SPELLINGS)])
-    checked = check_bronze(frame, PROCESSED).select("sequence_number", "_rescued_data")
-    exact = frame.select(
-        F.col("SequenceNumber").alias("sequence_number"),
-        _rescued_exact().alias("_rescued_data"),
+    valid, rejected = bronze_to_silver(frame, PROCESSED)
+    parsed = parse_batch(SPELLINGS, [T0] * len(SPELLINGS))
+    verdicts = [validate_event(body, T0) for body in SPELLINGS]
+    kept = [i for i, verdict in enumerate(verdicts) if verdict.valid]
+    assert 0 < len(kept) < len(SPELLINGS)  # both sides are exercised
+    assertDataFrameEqual(
+        valid.select("sequence_number", "event_id", "location", "temperature", "device_seq", "_rescued_data"),
+        [
+            Row(
+                sequence_number=i,
+                event_id=parsed.values["eventId"][i],
+                location=parsed.values["location"][i],
+                temperature=float(parsed.values["temperature"][i]),
+                device_seq=parsed.values["deviceSeq"][i],
+                _rescued_data=parsed.unknown_fields[i],
+            )
+            for i in kept
+        ],
     )
-    assertDataFrameEqual(checked, exact)
-    rescued: dict[int, str | None] = {row[0]: row[1] for row in checked.collect()}
+    assertDataFrameEqual(
+        rejected.select("sequence_number", "reasons"),
+        [Row(sequence_number=i, reasons=list(v.reasons)) for i, v in enumerate(verdicts) if not v.valid],
+    )
+    rescued = {row[0]: row[1] for row in valid.select("sequence_number", "_rescued_data").collect()}
     assert rescued[1] == rescued[2] == '{"firmware":"2.1"}' and rescued[6] == '{"firmware":1}'
+    assert rescued[13] == '{"extra":{"n":[1.5,2000.0]}}'  # compact; values as the body spells them
     assert rescued[0] is None and rescued[5] is None
-
-    from spark.transforms import _typed_body_schema
-
-    typed = frame.select(
-        "SequenceNumber", "Body", F.from_json(F.col("Body"), _typed_body_schema()).alias("_event")
-    )
-    short_cut = sorted(r[0] for r in typed.where(_canonical()).select("SequenceNumber").collect())
-    assert 0 in short_cut and 1 not in short_cut and 3 not in short_cut  # the test covers both paths
-
-
-def test_spark_regex_matches_where_pythons_re_search_does(spark: Any) -> None:
-    import re
-
-    from pyspark.sql import functions as F
-
-    from contract import FIELDS
-    from spark.transforms import spark_regex
-
-    patterns = [*sorted({rule.pattern for rule in FIELDS if rule.pattern}), r"^a.c$"]
-    texts = [
-        "Oslo",
-        " x ",
-        "",
-        "   ",
-        "\u00a0",
-        "\x1c",
-        "\x85",
-        "\u2028",
-        "\u3000",
-        "\u200b",
-        "\ufeff",
-        "abc",
-        "a\rc",
-        "a\nc",
-        "abc\n",
-        "abc\r",
-        "abc\u2028",
-        "2026-11-22T07:00:00Z",
-        "2026-11-22T07:00:00Z\n",
-        "2026-11-22T07:00:00.123456789+05:30",
-        "2026-11-22T07:00:00Z\r",
-        "2026-11-22T07:00:00Z\u0085",
-    ]
-    frame = spark.createDataFrame([(t,) for t in texts], "text string")
-    columns = [F.col("text").rlike(spark_regex(p)).alias(f"p{i}") for i, p in enumerate(patterns)]
-    got = [list(row) for row in frame.select(*columns).collect()]
-    expected = [[re.search(p, t) is not None for p in patterns] for t in texts]
-    assert got == expected
-    assert any(row[0] for row in got) and not all(row[0] for row in got)
-
-
-@pytest.mark.parametrize("pattern", [r"\d", r"\w+", r"\bx", r"[\s]", r"a$b", "[[a]]", "[a&&b]"])
-def test_spark_regex_refuses_what_it_cannot_translate_exactly(pattern: str) -> None:
-    from spark.transforms import spark_regex
-
-    with pytest.raises(ValueError, match="not translated"):
-        spark_regex(pattern)
-
-
-def test_the_flat_body_test_equals_instr_over_the_substring_from_the_second_character(spark: Any) -> None:
-    from pyspark.sql import functions as F
-
-    from contract import MAX_BODY_BYTES
-    from spark.transforms import _flat
-
-    bodies = ["{}", '{"a":1}', '{"a":{"b":1}}', "{{", " {}", "x{", "", "ø{", "{ø}", "øø", "{ø{", "{" * 3, "a"]
-    frame = spark.createDataFrame([(b,) for b in [*bodies, None]], "Body string")
-    body = F.col("Body")
-    original = F.instr(F.substring(body, 2, MAX_BODY_BYTES), "{") == 0
-    rows = frame.select("Body", _flat(body).alias("new"), original.alias("original")).collect()
-    assert [(r.Body, r.new) for r in rows] == [(r.Body, r.original) for r in rows]
-    assert {r.new for r in rows} == {True, False, None}
+    assert {r.event_id for r in valid.where("sequence_number = 15").collect()} == {"\U0001f600"}
+    reasons = {row[0]: row[1] for row in rejected.select("sequence_number", "reasons").collect()}
+    assert reasons[14] == ["utf8:eventId"] and reasons[16] == ["range:deviceSeq"]
