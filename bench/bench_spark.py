@@ -14,7 +14,8 @@ measured ``--rounds`` times (3), each job run into fresh tables over the same br
 the target is judged on each side's best round; every round is printed. The late batch runs once,
 on the last round's tables.
 
-Reports events/s, the peak driver memory (JVM + Python RSS) and the late batch's cost.
+Reports events/s, the peak memory of the driver (Python + JVM, with its Python workers) and the
+late batch's cost.
 Target: the full job in at most 4x the baseline's time. Exit 1 when it is missed.
 `python -m bench.bench_spark [--events N] [--warmup-events N] [--rounds R]`.
 """
@@ -111,7 +112,8 @@ def write_bronze(
 
 
 class PeakMemory:
-    """Samples this process and its JVM child every 100 ms; keeps the peak of their summed RSS."""
+    """Samples this process and its children (the JVM, its Python workers) every 100 ms; keeps the
+    peak of their summed RSS."""
 
     def __init__(self) -> None:
         self.peak = 0
@@ -208,7 +210,7 @@ def main(argv: list[str]) -> int:
     print(f"full job bronze -> silver + gold : {job_s:6.1f}s  {args.events / job_s:>10,.0f} events/s")
     windows = totals["gold_inserted"]  # type: ignore[index]
     print(f"  ratio {ratio:.2f}x (target <= {TARGET_RATIO:.0f}x); gold windows written: {windows:,}")
-    print(f"  peak driver memory (Python + JVM RSS): {memory.peak / 2**20:,.0f} MiB")
+    print(f"  peak memory (driver Python + JVM + Python workers, RSS): {memory.peak / 2**20:,.0f} MiB")
     print(
         f"late micro-batch (1,000 events over 100 old windows): {late_s:.1f}s, "
         f"{late['windows_recomputed']} windows recomputed, {late['gold_updated']} updated"  # type: ignore[index]

@@ -19,11 +19,9 @@ def local_spark_session(app_name: str = "weather-pipeline", cores: int = 2) -> S
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", str(cores))
         .config("spark.sql.session.timeZone", "UTC")
-        # Spark compiles the contract checks into methods over the JIT's 8 KB "huge method" limit;
-        # without this flag those run interpreted (measured in make bench: bench_spark).
         .config(
             "spark.driver.extraJavaOptions",
-            f"-Duser.timezone=UTC -XX:-DontCompileHugeMethods -Dlog4j2.configurationFile={_LOG4J_CONFIG}",
+            f"-Duser.timezone=UTC -Dlog4j2.configurationFile={_LOG4J_CONFIG}",
         )
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
