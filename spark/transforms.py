@@ -139,12 +139,14 @@ def check_arrow_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.Record
 def check_arrow(batch: pa.RecordBatch) -> pa.RecordBatch:
     """One Arrow batch of check_bronze's inputs -> its checked rows (``_CHECKED_SCHEMA``)."""
     rows = batch.num_rows
+    if not rows:
+        return pa.RecordBatch.from_pylist([], schema=_CHECKED_ARROW_SCHEMA)
     bodies = batch.column(BODY_COLUMN).to_pylist()
     malformed = batch.column(_MALFORMED).to_pylist()
     enqueued = batch.column("enqueued_time").cast(pa.int64())
     if enqueued.null_count:  # the future rule then looks at now, as validate_event does
         enqueued = enqueued.fill_null(_micros(datetime.now(UTC)))
-    earliest = pc.min(enqueued).as_py() if rows else 0
+    earliest = pc.min(enqueued).as_py()
     parsed = parse_batch(
         [body or b"" for body in bodies], _MicrosTimes(enqueued.to_pylist()), _from_micros(earliest)
     )

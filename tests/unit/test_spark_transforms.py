@@ -523,3 +523,59 @@ def test_silver_holds_what_the_contract_reads_from_every_spelling(spark: Any) ->
     assert {r.event_id for r in valid.where("sequence_number = 15").collect()} == {"\U0001f600"}
     reasons = {row[0]: row[1] for row in rejected.select("sequence_number", "reasons").collect()}
     assert reasons[14] == ["utf8:eventId"] and reasons[16] == ["range:deviceSeq"]
+
+
+def _check_inputs(bodies: list[bytes | None], enqueued: list[datetime | None], malformed: list[bool]) -> Any:
+    """An Arrow batch shaped as check_bronze hands it to its Python step."""
+    import pyarrow as pa
+
+    from spark.transforms import _MALFORMED
+
+    rows = len(bodies)
+    return pa.RecordBatch.from_pydict(
+        {
+            "Body": pa.array(bodies, pa.binary()),
+            _MALFORMED: pa.array(malformed),
+            "enqueued_time": pa.array(enqueued, pa.timestamp("us", tz="UTC")),
+            "ingested_at": pa.array([PROCESSED] * rows, pa.timestamp("us", tz="UTC")),
+            "partition_id": pa.array(["0"] * rows),
+            "sequence_number": pa.array(range(rows), pa.int64()),
+            "source_file": pa.array(["f"] * rows),
+            "_envelope_event_id": pa.array([f"env-{i}" for i in range(rows)]),
+            "_corrupt_record": pa.array([None] * rows, pa.string()),
+        }
+    )
+
+
+def test_the_python_step_judges_time_against_each_enqueued_time_or_now_when_there_is_none() -> None:
+    from spark.transforms import check_arrow
+
+    soon = compact(weather_body("Oslo", T0 + timedelta(minutes=10), event_id="soon"))
+    late = compact(weather_body("Oslo", T0 - timedelta(days=1), event_id="late"))
+    # No enqueued time: judged against now, so T0 + 10 minutes (long past) is valid.
+    batch = _check_inputs([soon, soon, late, None], [T0, None, None, T0], [False, False, False, True])
+    out = check_arrow(batch).to_pydict()
+    assert out["_reasons"] == [["future_time"], [], [], ["bronze_malformed"]]
+    assert out["event_id"] == ["soon", "soon", "late", None]
+    assert out["location"] == [None, "Oslo", "Oslo", None]  # rejected rows carry no values
+    assert out["_rejected_body"] == [soon, None, None, None]
+    assert out["_envelope_event_id"] == ["env-0", None, None, "env-3"]  # kept for rejected rows only
+    assert out["event_time"][1:3] == [T0 + timedelta(minutes=10), T0 - timedelta(days=1)]
+
+
+def test_the_python_step_keeps_an_all_valid_batch_whole_and_reads_nanosecond_times() -> None:
+    from spark.transforms import check_arrow
+
+    # Seven fraction digits: Arrow's fast time cast refuses them, fromisoformat cuts to micros.
+    body = compact({**weather_body("Oslo", T0, event_id="ns"), "eventTime": "2026-11-22T07:00:00.1234567Z"})
+    out = check_arrow(_check_inputs([body, compact(weather_body("Oslo", T0))], [T0, T0], [False] * 2))
+    assert out.num_rows == 2 and out.column("_reasons").to_pylist() == [[], []]
+    assert out.column("event_time").to_pylist()[0] == T0 + timedelta(microseconds=123456)
+    assert out.column("_rejected_body").null_count == 2
+
+
+def test_the_python_step_returns_an_empty_batch_for_an_empty_one() -> None:
+    from spark.transforms import _CHECKED_ARROW_SCHEMA, check_arrow
+
+    out = check_arrow(_check_inputs([], [], []))
+    assert out.num_rows == 0 and out.schema == _CHECKED_ARROW_SCHEMA
