@@ -13,7 +13,7 @@ from pyspark.sql import types as T
 
 from contract import validate_event
 from spark.schemas import BRONZE_AVRO_SCHEMA, BRONZE_JSON_SCHEMA, GOLD_SCHEMA, SILVER_SCHEMA
-from spark.testing import envelope, weather_body
+from spark.testing import envelope, utc_text, weather_body
 from spark.transforms import bronze_to_silver, dedupe_events, silver_to_gold
 
 pytestmark = pytest.mark.spark
@@ -536,8 +536,8 @@ def _check_inputs(bodies: list[bytes | None], enqueued: list[datetime | None], m
         {
             "Body": pa.array(bodies, pa.binary()),
             _MALFORMED: pa.array(malformed),
-            "enqueued_time": pa.array(enqueued, pa.timestamp("us", tz="UTC")),
-            "ingested_at": pa.array([PROCESSED] * rows, pa.timestamp("us", tz="UTC")),
+            "EnqueuedTimeUtc": pa.array([utc_text(t) if t else None for t in enqueued], pa.string()),
+            "IngestedTimeUtc": pa.array([utc_text(PROCESSED)] * rows, pa.string()),
             "partition_id": pa.array(["0"] * rows),
             "sequence_number": pa.array(range(rows), pa.int64()),
             "source_file": pa.array(["f"] * rows),
@@ -561,6 +561,19 @@ def test_the_python_step_judges_time_against_each_enqueued_time_or_now_when_ther
     assert out["_rejected_body"] == [soon, None, None, None]
     assert out["_envelope_event_id"] == ["env-0", None, None, "env-3"]  # kept for rejected rows only
     assert out["event_time"][1:3] == [T0 + timedelta(minutes=10), T0 - timedelta(days=1)]
+    assert out["enqueued_time"] == [T0, None, None, T0] and out["ingested_at"] == [PROCESSED] * 4
+
+
+def test_the_python_step_reads_envelope_times_as_try_to_timestamp_does() -> None:
+    import pyarrow as pa
+
+    from spark.transforms import _utc_times
+
+    texts = ["2026-11-22T07:00:00.123Z", "2026-11-22T08:00:00+01:00", "2026-11-22T07:00:00", "soon", None]
+    got = _utc_times(pa.array(texts, pa.string())).to_pylist()
+    at_seven = T0 + timedelta(milliseconds=123)
+    assert got == [at_seven, T0, T0, None, None]  # a time without offset is UTC; junk is null
+    assert _utc_times(pa.array(texts[:2], pa.string())).to_pylist() == [at_seven, T0]  # the fast path
 
 
 def test_the_python_step_keeps_an_all_valid_batch_whole_and_reads_nanosecond_times() -> None:
