@@ -25,10 +25,6 @@ def local_spark_session(app_name: str = "weather-pipeline", cores: int = 2) -> S
         )
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        # Python steps get batches of maxRecordsPerBatch (10,000) rows; at its default, Spark
-        # also measures each batch's size in bytes after every row (~4% of the job's JVM time,
-        # JFR). This value turns the byte limit off.
-        .config("spark.sql.execution.arrow.maxBytesPerBatch", str(2**31 - 1))
         # A micro-batch is cached once and read a few times right away: compressing it costs more
         # than it saves (measured in make bench: bench_spark).
         .config("spark.sql.inMemoryColumnarStorage.compressed", "false")
