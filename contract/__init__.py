@@ -86,6 +86,8 @@ FIELDS: tuple[FieldRule, ...] = _rules(SCHEMA)
 FIELDS_BY_NAME: dict[str, FieldRule] = {f.name: f for f in FIELDS}
 _TIME_FIELD = next(f for f in FIELDS if f.format == "date-time")
 EVENT_TIME_FIELD: str = _TIME_FIELD.name
+# The event's identity: what the envelope, quarantine and silver's deduplication key carry.
+EVENT_ID_FIELD = "eventId"
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,7 +254,7 @@ def validate_event(body: bytes, enqueued_time: datetime | None = None) -> Verdic
         return _slow_verdict(body, enqueued_time)
     if not _offset_ok(text):
         return _slow_verdict(body, enqueued_time)
-    event_id = event.eventId  # type: ignore[attr-defined]
+    event_id = getattr(event, EVENT_ID_FIELD)
     if _is_future(event_time, enqueued_time):
         return Verdict(("future_time",), event_id, event_time)
     return Verdict((), event_id, event_time)
@@ -424,7 +426,7 @@ def _validate_batch(
             for i, text in enumerate(texts)
             if i not in failed and event_times[i] is not None and not _offset_ok(text)
         )
-    event_ids = list(map(attrgetter("eventId"), decoded))
+    event_ids = list(map(attrgetter(EVENT_ID_FIELD), decoded))
     skew = _TIME_FIELD.max_future_skew
     future: set[int] = set()
     if skew is not None and event_times:
@@ -525,7 +527,7 @@ def _slow_verdict(body: bytes, enqueued_time: datetime | None) -> Verdict:
     if not isinstance(obj, dict):
         return Verdict(("not_object",))
     reasons = list(_field_reasons(obj))
-    event_id = obj.get("eventId") if isinstance(obj.get("eventId"), str) else None
+    event_id = obj.get(EVENT_ID_FIELD) if isinstance(obj.get(EVENT_ID_FIELD), str) else None
     event_time = None
     if not any(reason.endswith(f":{EVENT_TIME_FIELD}") for reason in reasons):  # its time is readable
         event_time = datetime.fromisoformat(obj[EVENT_TIME_FIELD])

@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_type
 
-from contract import FIELDS, FieldRule, ParsedBatch, parse_batch, utf8_text
+from contract import EVENT_ID_FIELD, FIELDS, FieldRule, ParsedBatch, parse_batch, utf8_text
 from spark.schemas import (
     BODY_COLUMN,
     CORRUPT_RECORD_COLUMN,
@@ -31,7 +31,6 @@ from spark.schemas import (
 )
 
 BRONZE_MALFORMED = "bronze_malformed"
-EVENT_ID_FIELD = "eventId"
 
 _Built = TypeVar("_Built")
 # Expressions built once per SparkContext (see _per_context): key -> (context, value).
