@@ -149,6 +149,14 @@ class Settings:
     def spark_trigger_seconds(self) -> int:
         return self.get_int("SPARK_TRIGGER_SECONDS", 10)
 
+    @property
+    def spark_stall_timeout_seconds(self) -> int:
+        """A micro-batch with no progress for this long is stopped and replayed (0: never)."""
+        seconds = self.get_int("SPARK_STALL_TIMEOUT_SECONDS", 900)
+        if seconds < 0:
+            raise SettingsError(f"SPARK_STALL_TIMEOUT_SECONDS must be 0 (off) or positive, got {seconds}")
+        return seconds
+
     # --- SQL -------------------------------------------------------------------------------
     @property
     def sql_connection(self) -> str:

@@ -66,6 +66,7 @@ def run_spark(
         window_minutes=settings.window_minutes,
         trigger_seconds=None if available_now else settings.spark_trigger_seconds,
         engine="local",
+        stall_timeout_seconds=settings.spark_stall_timeout_seconds,
     )
     return run_stream(spark_session(), options, stop=stop or threading.Event(), on_batch=on_batch)
 

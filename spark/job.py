@@ -18,6 +18,8 @@ Run on Databricks as ``weather-spark-stream`` (see databricks.yml); locally thro
 from __future__ import annotations
 
 import argparse
+import itertools
+import logging
 import sys
 import threading
 import time
@@ -38,8 +40,14 @@ from spark.transforms import (
     touched_windows,
     window_start,
 )
+from spark.watchdog import StalledQueryError, StallWatch
 
 BatchHook = Callable[[str, int], None]
+logger = logging.getLogger("spark.job")
+# How often the driver looks at the query (stop requests, stalls).
+_POLL_SECONDS = 0.5
+# How long stopping a query may take (Spark's default waits forever, which a stalled query can).
+STOP_TIMEOUT = "120s"
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,9 @@ class JobOptions:
     trigger_seconds: int | None = None  # None: availableNow (process what is there, then stop)
     engine: str = "auto"
     query_name: str = "weather_bronze_to_gold"
+    # A micro-batch with no progress at all for this long is stopped and restarted (0: never).
+    stall_timeout_seconds: float = 900.0
+    stall_restarts: int = 2
 
 
 @dataclass
@@ -65,6 +76,7 @@ class JobTotals:
     gold_inserted: int = 0
     gold_updated: int = 0
     replayed_writes_skipped: int = 0
+    stalls: int = 0  # micro-batches stopped for making no progress, then replayed
     batch_ids: list[int] = field(default_factory=list)
 
     def add(self, batch: dict[str, int]) -> None:
@@ -177,9 +189,13 @@ def run_stream(
 ) -> dict[str, Any]:
     """Run the streaming query until bronze is drained (availableNow) or ``stop`` is set.
 
+    A query whose micro-batch makes no progress for ``options.stall_timeout_seconds`` is
+    stopped and started again from its checkpoint (see :mod:`spark.watchdog`), up to
+    ``options.stall_restarts`` times.
+
     Args:
         spark: The session.
-        options: Paths, window size, trigger.
+        options: Paths, window size, trigger, stall handling.
         stop: For a processing-time trigger: set it to stop the query after the current batch.
         on_batch: Called with each micro-batch's counts (progress display).
         hook: Passed to :func:`process_batch` (fault injection in tests).
@@ -190,10 +206,44 @@ def run_stream(
     Raises:
         pyspark.errors.StreamingQueryException: When a micro-batch failed; restarting resumes
             from the checkpoint.
+        StalledQueryError: When the query stalled more than ``stall_restarts`` times, or could
+            not be stopped; restarting resumes from the checkpoint.
     """
     engine = pick_engine(spark, options.lake, options.engine)
     engine.prepare()
     totals = JobTotals()
+    watch = StallWatch(spark, options.stall_timeout_seconds) if options.stall_timeout_seconds else None
+    for restarts in itertools.count():
+        query = _start_query(engine, options, totals, on_batch, hook, watch)
+        try:
+            stalled = _await_query(query, options.trigger_seconds is None, stop, watch)
+        finally:
+            if query.isActive:
+                _stop_query(query)
+        if not stalled:
+            return totals.as_dict()
+        totals.stalls += 1
+        if restarts >= options.stall_restarts:
+            raise StalledQueryError(
+                f"streaming query {options.query_name} stalled {restarts + 1} times "
+                f"(no progress for {options.stall_timeout_seconds:g} s); rerun to resume from the checkpoint"
+            )
+        logger.warning(
+            "streaming query %s made no progress for %g s: stopped, restarting from its checkpoint",
+            options.query_name,
+            options.stall_timeout_seconds,
+        )
+    raise AssertionError("unreachable")  # pragma: no cover - itertools.count() never ends
+
+
+def _start_query(
+    engine: DeltaEngine,
+    options: JobOptions,
+    totals: JobTotals,
+    on_batch: Callable[[dict[str, int]], None] | None,
+    hook: BatchHook | None,
+    watch: StallWatch | None,
+) -> Any:
     query_id: dict[str, str] = {}
     started = threading.Event()
 
@@ -205,7 +255,7 @@ def run_stream(
             batch_id,
             window_minutes=options.window_minutes,
             app_id=f"{options.query_name}:{query_id.get('id', 'unknown')}",
-            hook=hook,
+            hook=_beating(hook, watch),
         )
         totals.add(counts)
         if on_batch:
@@ -226,18 +276,45 @@ def run_stream(
     # new, so a fresh checkpoint never mistakes its batch 0 for an old query's batch 0.
     query_id["id"] = str(query.id)
     started.set()
-    try:
-        if options.trigger_seconds is None:
-            query.awaitTermination()
-        else:
-            while query.isActive and not (stop and stop.wait(0.5)):
-                pass
+    return query
+
+
+def _beating(hook: BatchHook | None, watch: StallWatch | None) -> BatchHook | None:
+    """The batch hook, also telling the watch that a write finished (progress outside tasks)."""
+    if watch is None:
+        return hook
+
+    def beat_then_hook(stage: str, batch_id: int) -> None:
+        watch.beat()
+        if hook:
+            hook(stage, batch_id)
+
+    return beat_then_hook
+
+
+def _await_query(
+    query: Any, available_now: bool, stop: threading.Event | None, watch: StallWatch | None
+) -> bool:
+    """Wait for the query to end (availableNow) or for ``stop``; True when it stalled."""
+    if watch:
+        watch.reset()
+    while True:
+        if available_now or stop is None:
+            if query.awaitTermination(_POLL_SECONDS):
+                return False
+        elif stop.wait(_POLL_SECONDS) or not query.isActive:
             _stop_between_batches(query)
             query.awaitTermination()
-    finally:
-        if query.isActive:
-            query.stop()
-    return totals.as_dict()
+            return False
+        if watch and watch.stalled(query):
+            return True
+
+
+def _stop_query(query: Any) -> None:
+    try:
+        query.stop()
+    except Exception as error:  # Spark's stop timeout (spark.sql.streaming.stopTimeout)
+        raise StalledQueryError(f"streaming query {query.name} could not be stopped: {error}") from error
 
 
 def _stop_between_batches(query: Any, patience_seconds: float = 120.0) -> None:
@@ -293,6 +370,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="available-now: drain bronze and stop; processing-time: run continuously",
     )
     parser.add_argument("--trigger-seconds", type=int, default=10, help="processing-time interval")
+    parser.add_argument(
+        "--stall-timeout-seconds",
+        type=float,
+        default=JobOptions.stall_timeout_seconds,
+        help="stop and replay a micro-batch with no progress for this long (0: never)",
+    )
     return parser
 
 
@@ -300,6 +383,7 @@ def job_session() -> SparkSession:
     """The runtime's session, in UTC so event dates and windows are UTC days."""
     spark = SparkSession.builder.getOrCreate()
     spark.conf.set("spark.sql.session.timeZone", "UTC")
+    spark.conf.set("spark.sql.streaming.stopTimeout", STOP_TIMEOUT)
     return spark
 
 
@@ -310,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         window_minutes=args.window_minutes,
         trigger_seconds=None if args.trigger == "available-now" else args.trigger_seconds,
         engine=args.engine,
+        stall_timeout_seconds=args.stall_timeout_seconds,
     )
     totals = run_stream(job_session(), options)
     print(totals)

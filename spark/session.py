@@ -19,9 +19,13 @@ def local_spark_session(app_name: str = "weather-pipeline", cores: int = 2) -> S
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", str(cores))
         .config("spark.sql.session.timeZone", "UTC")
+        # A stalled query must be stoppable (spark.watchdog); Spark's default waits forever.
+        .config("spark.sql.streaming.stopTimeout", "120s")
         .config(
             "spark.driver.extraJavaOptions",
-            f"-Duser.timezone=UTC -Dlog4j2.configurationFile={_LOG4J_CONFIG}",
+            # -Xss: stopping a query mid-task makes Spark match the task's (long) Python error
+            # against a backtracking regex, which overflows the default thread stack.
+            f"-Xss8m -Duser.timezone=UTC -Dlog4j2.configurationFile={_LOG4J_CONFIG}",
         )
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")

@@ -23,6 +23,7 @@ from spark.engine import LakeConfig, LocalEngine
 from spark.job import JobOptions, run_stream
 from spark.reprocess import reprocess_range
 from spark.testing import envelope, weather_body, write_bronze_file
+from spark.watchdog import StalledQueryError
 
 pytestmark = [pytest.mark.spark, pytest.mark.integration, pytest.mark.slow]
 
@@ -85,8 +86,15 @@ def write(lake: LakeConfig, bodies: list[Any], partition: str, first_seq: int, e
     return first_seq + len(bodies)
 
 
-def stream(spark: Any, lake: LakeConfig, **kwargs: Any) -> dict[str, Any]:
-    return run_stream(spark, JobOptions(lake=lake, window_minutes=WINDOW, engine="local"), **kwargs)
+def stream(spark: Any, lake: LakeConfig, stall_timeout_seconds: float = 0, **kwargs: Any) -> dict[str, Any]:
+    options = JobOptions(
+        lake=lake,
+        window_minutes=WINDOW,
+        engine="local",
+        stall_timeout_seconds=stall_timeout_seconds,
+        stall_restarts=1,
+    )
+    return run_stream(spark, options, **kwargs)
 
 
 def oracle_gold(bodies: list[dict[str, Any]]) -> dict[tuple[str, datetime], dict[str, Any]]:
@@ -230,6 +238,74 @@ def test_a_crash_after_the_silver_write_before_the_checkpoint_commit_leaves_no_d
     assert gold(lake) == oracle_gold(bodies)
 
 
+def stall_in_a_python_worker(spark: Any, marker: Path) -> None:
+    """Run a Spark job whose Python task stops making progress, as the hang seen in the job did
+    (the task thread waiting for a Python worker's Arrow output), unless ``marker`` exists."""
+
+    def never_answer(batches: Any) -> Any:
+        import time as worker_time  # (runs in the Python worker)
+
+        if not marker.exists():
+            worker_time.sleep(3600)
+        yield from batches
+
+    spark.range(1).mapInArrow(never_answer, "id long").collect()
+
+
+def test_a_stalled_micro_batch_is_stopped_and_replayed_to_the_result_of_an_uninterrupted_run(
+    spark: Any, tmp_path: Path
+) -> None:
+    lake = make_lake(tmp_path, "jsonl")
+    bodies = events(40, DAY, seed=11, prefix="s")
+    write(lake, [*bodies, b"not json"], "0", 0, DAY + timedelta(minutes=31))
+    answered = tmp_path / "answered"
+    stalls: list[int] = []
+
+    def stall_once_after_silver(stage: str, batch_id: int) -> None:
+        if stage == "silver" and not stalls:
+            stalls.append(batch_id)
+            stall_in_a_python_worker(spark, answered)  # until the watchdog stops the query
+        answered.touch()  # the replayed batch's workers answer
+
+    started = time.monotonic()
+    totals = stream(spark, lake, stall_timeout_seconds=3, hook=stall_once_after_silver)
+
+    assert stalls == [0] and totals["stalls"] == 1
+    assert time.monotonic() - started < 60  # not the hour the stalled worker would take
+    assert totals["batches"] == 1 and totals["replayed_writes_skipped"] == 1  # silver's write, replayed
+    assert silver_ids(lake) == sorted(b["eventId"] for b in bodies)
+    assert DeltaTable(lake.quarantine_table).to_pyarrow_table().num_rows == 1
+    assert gold(lake) == oracle_gold(bodies)
+    assert (Path(lake.checkpoint) / "commits" / "0").exists()
+
+
+def test_a_query_that_keeps_stalling_fails_with_a_clear_error_and_resumes_on_the_next_run(
+    spark: Any, tmp_path: Path
+) -> None:
+    lake = make_lake(tmp_path, "jsonl")
+    bodies = events(20, DAY, seed=12, prefix="t")
+    write(lake, bodies, "0", 0, DAY + timedelta(minutes=31))
+    answered = tmp_path / "answered"
+    stalled: list[int] = []
+
+    def always_stall(stage: str, batch_id: int) -> None:
+        if stage == "gold":
+            stalled.append(batch_id)
+            stall_in_a_python_worker(spark, answered)
+
+    with pytest.raises(StalledQueryError, match="stalled 2 times"):
+        stream(spark, lake, stall_timeout_seconds=8, hook=always_stall)
+    assert stalled == [0, 0]  # the first run and the one restart (stall_restarts=1)
+    assert not (Path(lake.checkpoint) / "commits" / "0").exists()
+
+    answered.touch()
+    resumed = stream(spark, lake)
+
+    assert resumed["stalls"] == 0 and resumed["batches"] == 1
+    assert silver_ids(lake) == sorted(b["eventId"] for b in bodies)
+    assert gold(lake) == oracle_gold(bodies)
+
+
 def test_reprocessing_equals_streaming_and_a_rerun_changes_nothing(spark: Any, tmp_path: Path) -> None:
     day_one = events(40, DAY, seed=6, prefix="f")
     day_two = events(30, DAY + timedelta(days=1), seed=7, prefix="g")
@@ -284,7 +360,10 @@ def test_a_processing_time_trigger_keeps_picking_up_files_until_stopped(spark: A
     bodies = events(20, DAY, seed=8, prefix="h")
     stop = threading.Event()
     result: dict[str, Any] = {}
-    options = JobOptions(lake=lake, window_minutes=WINDOW, trigger_seconds=1, engine="local")
+    # An idle query waits between triggers: that is not a stall, however long it lasts.
+    options = JobOptions(
+        lake=lake, window_minutes=WINDOW, trigger_seconds=1, engine="local", stall_timeout_seconds=4
+    )
     runner = threading.Thread(target=lambda: result.update(run_stream(spark, options, stop=stop)))
     runner.start()
     try:
@@ -292,6 +371,7 @@ def test_a_processing_time_trigger_keeps_picking_up_files_until_stopped(spark: A
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and silver_count(lake) < 10:
             time.sleep(0.5)
+        time.sleep(6)  # idle, longer than the stall timeout
         write(lake, bodies[10:], "0", 10, DAY + timedelta(minutes=32))
         while time.monotonic() < deadline and silver_count(lake) < 20:
             time.sleep(0.5)
@@ -299,5 +379,5 @@ def test_a_processing_time_trigger_keeps_picking_up_files_until_stopped(spark: A
         stop.set()
         runner.join(timeout=120)
     assert not runner.is_alive()
-    assert result["batches"] >= 2 and result["silver_inserted"] == 20
+    assert result["batches"] >= 2 and result["silver_inserted"] == 20 and result["stalls"] == 0
     assert gold(lake) == oracle_gold(bodies)

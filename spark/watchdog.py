@@ -1,0 +1,98 @@
+"""Notice a streaming query whose micro-batch has stopped making progress.
+
+Why: a local Spark 4.0 micro-batch hung once in about a hundred runs, the task thread waiting for
+a ``mapInArrow`` step's output while its Python worker waited to write it (docs/spark.md,
+"Stalls"). Nothing in Spark times that out. Stopping the query kills the task and its worker;
+the job then restarts the query from its checkpoint, which replays the micro-batch, and every
+write of a micro-batch is idempotent, so nothing is lost or doubled.
+
+Progress is anything that moves: a Spark task of the query finishing, a stage starting, a step
+of the job's own ``foreachBatch`` code (:meth:`StallWatch.beat`), a micro-batch completing.
+Only an active trigger can stall; an idle processing-time query is just waiting.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+
+class StalledQueryError(RuntimeError):
+    """The query kept stalling (or could not be stopped); restarting the job resumes it."""
+
+
+class StallWatch:
+    """Tells whether a query's active trigger has made no progress for ``timeout_seconds``.
+
+    Args:
+        spark: The query's session (its status tracker shows the query's Spark jobs).
+        timeout_seconds: How long an active trigger may go without any progress.
+        clock: Monotonic seconds (tests pass their own).
+    """
+
+    def __init__(
+        self, spark: SparkSession, timeout_seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if timeout_seconds <= 0:
+            raise ValueError("the stall timeout is a positive number of seconds")
+        self.timeout_seconds = timeout_seconds
+        self._tracker = _status_tracker(spark)
+        self._clock = clock
+        self._beats = 0
+        self._lock = threading.Lock()
+        self._last: Hashable = None
+        self._since = clock()
+
+    def beat(self) -> None:
+        """Record progress made outside Spark tasks (the job's own steps, e.g. a Delta write)."""
+        with self._lock:
+            self._beats += 1
+
+    def reset(self) -> None:
+        """Start timing afresh (a new query)."""
+        self._last, self._since = None, self._clock()
+
+    def stalled(self, query: Any) -> bool:
+        """Whether ``query`` is in a trigger and nothing has moved for ``timeout_seconds``."""
+        now = self._clock()
+        if not query.isActive or not query.status.get("isTriggerActive"):
+            self.reset()
+            return False
+        progress = query.lastProgress or {}
+        with self._lock:
+            beats = self._beats
+        fingerprint = (beats, progress.get("batchId"), self._spark_work(str(query.runId)))
+        if fingerprint != self._last:
+            self._last, self._since = fingerprint, now
+            return False
+        return now - self._since >= self.timeout_seconds
+
+    def _spark_work(self, run_id: str) -> tuple[Any, ...]:
+        """The query's Spark jobs and stages with their finished task counts (a streaming query's
+        jobs, those of its ``foreachBatch`` included, run in a job group named by its run id)."""
+        if self._tracker is None:
+            return ()
+        group = set(self._tracker.getJobIdsForGroup(run_id))
+        work: list[Any] = [len(group)]  # a new job (counted: the group keeps every retained job)
+        for job_id in sorted(group.intersection(self._tracker.getActiveJobsIds())):
+            job = self._tracker.getJobInfo(job_id)
+            for stage_id in sorted(job.stageIds if job is not None else ()):
+                stage = self._tracker.getStageInfo(stage_id)
+                if stage is not None:
+                    work.append(
+                        (stage_id, stage.currentAttemptId, stage.numCompletedTasks, stage.numFailedTasks)
+                    )
+        return tuple(work)
+
+
+def _status_tracker(spark: SparkSession) -> Any:
+    """The session's status tracker, or None where the session has no SparkContext (Spark
+    Connect, e.g. Databricks standard access mode): then batches and beats alone show progress."""
+    try:
+        return spark.sparkContext.statusTracker()
+    except Exception:  # Spark Connect has no sparkContext (and its own error types)
+        return None
