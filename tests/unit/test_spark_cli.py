@@ -11,7 +11,13 @@ from pipeline.cli import UserError
 from pipeline.commands import reprocess as reprocess_command
 from pipeline.commands import spark as spark_command
 from pipeline.spark_runner import lake_config
-from settings import load_settings
+from settings import SettingsError, load_settings
+from spark.job import build_parser as job_parser
+
+LAKE_ARGS = [
+    *("--bronze-path", "/b", "--silver-table", "/s", "--quarantine-table", "/q"),
+    *("--gold-table", "/g", "--checkpoint", "/c"),
+]
 
 
 def parser_with(module: object) -> argparse.ArgumentParser:
@@ -62,3 +68,22 @@ def test_runner_takes_lake_paths_and_format_from_settings(tmp_path: Path) -> Non
     assert lake.gold_table == "/x/gold"
     assert lake.silver_table == str(tmp_path / "lake" / "silver" / "weather")
     assert lake.checkpoint == str(tmp_path / "lake" / "_checkpoints" / "weather")
+
+
+def test_the_stall_timeout_setting_defaults_to_15_minutes_and_refuses_a_negative_one(tmp_path: Path) -> None:
+    def stall_timeout(**values: str) -> int:
+        settings = load_settings(
+            {"PIPELINE_HOME": str(tmp_path), **values}, local_settings_file=tmp_path / "none.json"
+        )
+        return settings.spark_stall_timeout_seconds
+
+    assert stall_timeout() == 900
+    assert stall_timeout(SPARK_STALL_TIMEOUT_SECONDS="0") == 0  # off
+    with pytest.raises(SettingsError, match="SPARK_STALL_TIMEOUT_SECONDS"):
+        stall_timeout(SPARK_STALL_TIMEOUT_SECONDS="-5")
+
+
+def test_the_databricks_job_takes_the_stall_timeout_as_a_parameter() -> None:
+    args = job_parser().parse_args([*LAKE_ARGS, "--stall-timeout-seconds", "120"])
+    assert args.stall_timeout_seconds == 120
+    assert job_parser().parse_args(LAKE_ARGS).stall_timeout_seconds == 900
