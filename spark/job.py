@@ -18,7 +18,6 @@ Run on Databricks as ``weather-spark-stream`` (see databricks.yml); locally thro
 from __future__ import annotations
 
 import argparse
-import itertools
 import logging
 import sys
 import threading
@@ -213,7 +212,7 @@ def run_stream(
     engine.prepare()
     totals = JobTotals()
     watch = StallWatch(spark, options.stall_timeout_seconds) if options.stall_timeout_seconds else None
-    for restarts in itertools.count():
+    while True:
         query = _start_query(engine, options, totals, on_batch, hook, watch)
         try:
             stalled = _await_query(query, options.trigger_seconds is None, stop, watch)
@@ -223,9 +222,9 @@ def run_stream(
         if not stalled:
             return totals.as_dict()
         totals.stalls += 1
-        if restarts >= options.stall_restarts:
+        if totals.stalls > options.stall_restarts:
             raise StalledQueryError(
-                f"streaming query {options.query_name} stalled {restarts + 1} times "
+                f"streaming query {options.query_name} stalled {totals.stalls} times "
                 f"(no progress for {options.stall_timeout_seconds:g} s); rerun to resume from the checkpoint"
             )
         logger.warning(
@@ -233,7 +232,6 @@ def run_stream(
             options.query_name,
             options.stall_timeout_seconds,
         )
-    raise AssertionError("unreachable")  # pragma: no cover - itertools.count() never ends
 
 
 def _start_query(
