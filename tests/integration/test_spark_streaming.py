@@ -214,12 +214,25 @@ def test_a_late_event_and_a_late_duplicate_in_a_later_batch_give_the_gold_of_one
     )
 
 
+def lake_with_one_file(tmp_path: Path, seed: int, prefix: str) -> tuple[LakeConfig, list[dict[str, Any]]]:
+    """A lake whose bronze is one file: 40 valid events and one that is not JSON."""
+    lake = make_lake(tmp_path, "jsonl")
+    bodies = events(40, DAY, seed=seed, prefix=prefix)
+    write(lake, [*bodies, b"not json"], "0", 0, DAY + timedelta(minutes=31))
+    return lake, bodies
+
+
+def assert_tables_hold_each_event_once(lake: LakeConfig, bodies: list[dict[str, Any]]) -> None:
+    """Silver has every valid event once, quarantine the one bad event, gold the oracle's windows."""
+    assert silver_ids(lake) == sorted(b["eventId"] for b in bodies)
+    assert DeltaTable(lake.quarantine_table).to_pyarrow_table().num_rows == 1
+    assert gold(lake) == oracle_gold(bodies)
+
+
 def test_a_crash_after_the_silver_write_before_the_checkpoint_commit_leaves_no_duplicate_after_restart(
     spark: Any, tmp_path: Path
 ) -> None:
-    lake = make_lake(tmp_path, "jsonl")
-    bodies = events(40, DAY, seed=5, prefix="e")
-    write(lake, [*bodies, b"not json"], "0", 0, DAY + timedelta(minutes=31))
+    lake, bodies = lake_with_one_file(tmp_path, seed=5, prefix="e")
 
     def crash_after_silver(stage: str, batch_id: int) -> None:
         if stage == "silver":
@@ -233,9 +246,7 @@ def test_a_crash_after_the_silver_write_before_the_checkpoint_commit_leaves_no_d
     replay = stream(spark, lake)
 
     assert replay["batches"] == 1 and replay["replayed_writes_skipped"] == 1
-    assert silver_ids(lake) == sorted(b["eventId"] for b in bodies)
-    assert DeltaTable(lake.quarantine_table).to_pyarrow_table().num_rows == 1
-    assert gold(lake) == oracle_gold(bodies)
+    assert_tables_hold_each_event_once(lake, bodies)
 
 
 def stall_in_a_python_worker(spark: Any, marker: Path) -> None:
@@ -255,9 +266,7 @@ def stall_in_a_python_worker(spark: Any, marker: Path) -> None:
 def test_a_stalled_micro_batch_is_stopped_and_replayed_to_the_result_of_an_uninterrupted_run(
     spark: Any, tmp_path: Path
 ) -> None:
-    lake = make_lake(tmp_path, "jsonl")
-    bodies = events(40, DAY, seed=11, prefix="s")
-    write(lake, [*bodies, b"not json"], "0", 0, DAY + timedelta(minutes=31))
+    lake, bodies = lake_with_one_file(tmp_path, seed=11, prefix="s")
     answered = tmp_path / "answered"
     stalls: list[int] = []
 
@@ -273,9 +282,7 @@ def test_a_stalled_micro_batch_is_stopped_and_replayed_to_the_result_of_an_unint
     assert stalls == [0] and totals["stalls"] == 1
     assert time.monotonic() - started < 60  # not the hour the stalled worker would take
     assert totals["batches"] == 1 and totals["replayed_writes_skipped"] == 1  # silver's write, replayed
-    assert silver_ids(lake) == sorted(b["eventId"] for b in bodies)
-    assert DeltaTable(lake.quarantine_table).to_pyarrow_table().num_rows == 1
-    assert gold(lake) == oracle_gold(bodies)
+    assert_tables_hold_each_event_once(lake, bodies)
     assert (Path(lake.checkpoint) / "commits" / "0").exists()
 
 
