@@ -6,8 +6,8 @@ a ``mapInArrow`` step's output while its Python worker waited to write it (docs/
 the job then restarts the query from its checkpoint, which replays the micro-batch, and every
 write of a micro-batch is idempotent, so nothing is lost or doubled.
 
-Progress is anything that moves: a Spark task of the query finishing, a stage starting, a step
-of the job's own ``foreachBatch`` code (:meth:`StallWatch.beat`), a micro-batch completing.
+Progress is anything that moves: a Spark task finishing, a stage or a job of the query starting,
+a step of the job's own ``foreachBatch`` code (:meth:`StallWatch.beat`), a micro-batch completing.
 Only an active trigger can stall; an idle processing-time query is just waiting.
 """
 
@@ -72,20 +72,20 @@ class StallWatch:
         return now - self._since >= self.timeout_seconds
 
     def _spark_work(self, run_id: str) -> tuple[Any, ...]:
-        """The query's Spark jobs and stages with their finished task counts (a streaming query's
-        jobs, those of its ``foreachBatch`` included, run in a job group named by its run id)."""
+        """Every active stage with its finished task counts, and how many jobs the query has run.
+
+        A streaming query's jobs, its ``foreachBatch``'s included, run in a job group named by
+        its run id. Stages are taken from the whole application rather than that group: where
+        the runtime names groups its own way (a platform may), work in progress must still
+        count, and other work moving can only delay a restart, never cause a wrong one.
+        """
         if self._tracker is None:
             return ()
-        group = set(self._tracker.getJobIdsForGroup(run_id))
-        work: list[Any] = [len(group)]  # a new job (counted: the group keeps every retained job)
-        for job_id in sorted(group.intersection(self._tracker.getActiveJobsIds())):
-            job = self._tracker.getJobInfo(job_id)
-            for stage_id in sorted(job.stageIds if job is not None else ()):
-                stage = self._tracker.getStageInfo(stage_id)
-                if stage is not None:
-                    work.append(
-                        (stage_id, stage.currentAttemptId, stage.numCompletedTasks, stage.numFailedTasks)
-                    )
+        work: list[Any] = [len(self._tracker.getJobIdsForGroup(run_id))]
+        for stage_id in sorted(self._tracker.getActiveStageIds()):
+            stage = self._tracker.getStageInfo(stage_id)
+            if stage is not None:
+                work.append((stage_id, stage.currentAttemptId, stage.numCompletedTasks, stage.numFailedTasks))
         return tuple(work)
 
 

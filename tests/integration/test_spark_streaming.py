@@ -277,7 +277,7 @@ def test_a_stalled_micro_batch_is_stopped_and_replayed_to_the_result_of_an_unint
         answered.touch()  # the replayed batch's workers answer
 
     started = time.monotonic()
-    totals = stream(spark, lake, stall_timeout_seconds=3, hook=stall_once_after_silver)
+    totals = stream(spark, lake, stall_timeout_seconds=5, hook=stall_once_after_silver)
 
     assert stalls == [0] and totals["stalls"] == 1
     assert time.monotonic() - started < 60  # not the hour the stalled worker would take
