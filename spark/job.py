@@ -39,14 +39,12 @@ from spark.transforms import (
     touched_windows,
     window_start,
 )
-from spark.watchdog import StalledQueryError, StallWatch
+from spark.watchdog import STOP_TIMEOUT, StalledQueryError, StallWatch
 
 BatchHook = Callable[[str, int], None]
 logger = logging.getLogger("spark.job")
 # How often the driver looks at the query (stop requests, stalls).
 _POLL_SECONDS = 0.5
-# How long stopping a query may take (Spark's default waits forever, which a stalled query can).
-STOP_TIMEOUT = "120s"
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from spark.watchdog import STOP_TIMEOUT
+
 _LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties").as_uri()
 
 
@@ -19,8 +21,7 @@ def local_spark_session(app_name: str = "weather-pipeline", cores: int = 2) -> S
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", str(cores))
         .config("spark.sql.session.timeZone", "UTC")
-        # A stalled query must be stoppable (spark.watchdog); Spark's default waits forever.
-        .config("spark.sql.streaming.stopTimeout", "120s")
+        .config("spark.sql.streaming.stopTimeout", STOP_TIMEOUT)
         .config(
             "spark.driver.extraJavaOptions",
             # -Xss: stopping a query mid-task makes Spark match the task's (long) Python error

@@ -20,6 +20,10 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
+# How long stopping a query may take (spark.sql.streaming.stopTimeout): Spark's default waits
+# forever, which stopping a stalled query could.
+STOP_TIMEOUT = "120s"
+
 
 class StalledQueryError(RuntimeError):
     """The query kept stalling (or could not be stopped); restarting the job resumes it."""
