@@ -13,9 +13,8 @@ Only an active trigger can stall; an idle processing-time query is just waiting.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from typing import Any
 
 from pyspark.sql import SparkSession
@@ -35,41 +34,34 @@ class StallWatch:
     Args:
         spark: The query's session (its status tracker shows the query's Spark jobs).
         timeout_seconds: How long an active trigger may go without any progress.
-        clock: Monotonic seconds (tests pass their own).
     """
 
-    def __init__(
-        self, spark: SparkSession, timeout_seconds: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, spark: SparkSession, timeout_seconds: float) -> None:
         if timeout_seconds <= 0:
             raise ValueError("the stall timeout is a positive number of seconds")
         self.timeout_seconds = timeout_seconds
         self._tracker = _status_tracker(spark)
-        self._clock = clock
+        # Only the foreachBatch thread counts beats and only the watching loop reads them: no lock.
         self._beats = 0
-        self._lock = threading.Lock()
         self._last: Hashable = None
-        self._since = clock()
+        self._since = time.monotonic()
 
     def beat(self) -> None:
         """Record progress made outside Spark tasks (the job's own steps, e.g. a Delta write)."""
-        with self._lock:
-            self._beats += 1
+        self._beats += 1
 
     def reset(self) -> None:
         """Start timing afresh (a new query)."""
-        self._last, self._since = None, self._clock()
+        self._last, self._since = None, time.monotonic()
 
     def stalled(self, query: Any) -> bool:
         """Whether ``query`` is in a trigger and nothing has moved for ``timeout_seconds``."""
-        now = self._clock()
+        now = time.monotonic()
         if not query.isActive or not query.status.get("isTriggerActive"):
             self.reset()
             return False
         progress = query.lastProgress or {}
-        with self._lock:
-            beats = self._beats
-        fingerprint = (beats, progress.get("batchId"), self._spark_work(str(query.runId)))
+        fingerprint = (self._beats, progress.get("batchId"), self._spark_work(str(query.runId)))
         if fingerprint != self._last:
             self._last, self._since = fingerprint, now
             return False
