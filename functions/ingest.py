@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from itertools import chain
 from operator import attrgetter, methodcaller
 from typing import Any
 
@@ -24,13 +23,13 @@ import azure.functions as func
 import msgspec
 import orjson
 
-from functions.bronze import QUARANTINE_FORMAT, encode_bronze, encode_quarantine, file_name
+from contract.bronze import QUARANTINE_FORMAT
+from functions.bronze import encode_bronze, encode_quarantine, file_name
 from functions.ingest_core import (
     UNKNOWN_SEQUENCE_NUMBER,
     EventColumns,
     as_utc,
     process_batch,
-    string_map,
 )
 from functions.lake import LakeStorage, lake_from_settings
 from settings import Settings, load_settings
@@ -271,21 +270,19 @@ def columns_from_trigger(events: Sequence[func.EventHubEvent]) -> tuple[str | No
                 k if k is not None or sk is None else str(sk) for k, sk in zip(keys, system_keys, strict=True)
             ]
     if only_promoted or set().union(*system_array) <= _PROMOTED:  # no other system properties at all
-        others: list[Mapping[str, str]] = [_NONE] * len(system_array)
+        others: list[Mapping[str, Any]] = [_NONE] * len(system_array)
     else:
         others = [
-            _NONE if s.keys() <= _PROMOTED else string_map({k: v for k, v in s.items() if k not in _PROMOTED})
+            _NONE if s.keys() <= _PROMOTED else {k: v for k, v in s.items() if k not in _PROMOTED}
             for s in system_array
         ]
+    # Property values keep the type the producer sent (Avro bronze stores them typed; JSON lines
+    # render them as text when writing).
+    properties: Sequence[Mapping[str, Any]]
     if string_maps is not None:
-        properties: Sequence[Mapping[str, str]] = string_maps
+        properties = string_maps
     else:
-        properties_array = _list_of_dicts(metadata.get("PropertiesArray"), len(events))
-        values = chain.from_iterable(map(methodcaller("values"), properties_array))
-        if set(map(type, properties_array)) <= {dict} and set(map(type, values)) <= {str}:
-            properties = properties_array  # all strings already, as string_map keeps them
-        else:
-            properties = [string_map(p) for p in properties_array]
+        properties = _list_of_dicts(metadata.get("PropertiesArray"), len(events))
     columns = EventColumns(
         bodies=bodies,
         sequence_numbers=numbers,
