@@ -4,24 +4,28 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
+SPARK_JARS := .spark-jars
 
 .DEFAULT_GOAL := help
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
 
-prereqs: ## Check Python 3.11+, Java 17 and Node.js are present
+prereqs: ## Check Python 3.11+, Java 17, Maven and Node.js are present
 	@$(PYTHON) scripts/check_prereqs.py
 
-$(STAMP): requirements.txt requirements-dev.txt package.json
+$(STAMP): requirements.txt requirements-dev.txt package.json scripts/spark-jars/pom.xml
 	@$(PYTHON) scripts/check_prereqs.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	npm install --no-audit --no-fund --silent
+	rm -rf $(SPARK_JARS)
+	mvn --quiet --batch-mode -f scripts/spark-jars/pom.xml dependency:copy-dependencies \
+	  -DoutputDirectory=$(CURDIR)/$(SPARK_JARS) -DincludeArtifactIds=delta-spark_2.13,delta-storage,spark-avro_2.13
 	@touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install everything (Python packages, Azurite)
+install: $(STAMP) ## Create .venv and install everything (Python packages, Azurite, Delta Lake and Avro jars for Spark)
 
 demo: install ## Run the whole pipeline on embedded defaults in a fresh state folder
 	$(PY) -m pipeline demo

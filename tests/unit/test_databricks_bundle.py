@@ -109,7 +109,7 @@ def test_job_parameters_are_exactly_what_the_job_code_parses(
     required = {s for action in parser._actions if action.required for s in action.option_strings}
     assert required <= set(flags)
     args = parser.parse_args([PLACEHOLDER.sub(lambda m: defaults[m.group(1)], a) for a in arguments])
-    assert args.engine == "databricks"
+    assert args.bronze_source == "autoloader"
     assert args.window_minutes == int(defaults["window_minutes"])
     assert args.bronze_path == defaults["bronze_path"] and args.gold_table == defaults["gold_table"]
 
@@ -119,7 +119,7 @@ def test_the_bundle_artifact_build_makes_a_wheel_with_the_job_code_and_entry_poi
     # Build from a copy: an in-tree build would leave build/ and *.egg-info in the checkout.
     source = tmp_path / "src"
     source.mkdir()
-    for name in ("pyproject.toml", "README.md", "settings.py"):
+    for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
     for package in ("contract", "spark"):
         shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
@@ -134,7 +134,12 @@ def test_the_bundle_artifact_build_makes_a_wheel_with_the_job_code_and_entry_poi
         "spark/job.py",
         "spark/reprocess.py",
         "spark/transforms.py",
+        "spark/delta_tables.py",
+        "spark/bronze_source.py",
         "contract/event.v1.schema.json",
+        "contract/bronze.avsc",
     } <= names
+    # Only what runs on Databricks: no local session, test helpers or other top-level modules.
+    assert {n.split("/")[0] for n in names if not n.startswith("weather_pipeline-")} == {"contract", "spark"}
     for name, target in scripts().items():
         assert f"{name} = {target}" in entry_points
