@@ -5,20 +5,24 @@ write the files (:mod:`functions.bronze`, :mod:`functions.lake`), log one struct
 batch. Bad events never fail the batch (they are quarantined with reason codes); only a storage
 failure raises, so the retry policy below and, after it, the host's replay apply. Every file
 is create-only, so a retried or replayed batch never doubles anything.
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: the Python worker reads the binding parameters'
+annotations with ``typing.get_type_hints`` when it indexes the app, so they are kept as the
+objects themselves (nothing left to resolve), and the trigger's is ``typing.List[...]``, the form
+every worker accepts (docs/ingest.md, "What the Python worker accepts").
+"""
 
 import json
 import logging
 import time
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import chain
 from operator import attrgetter, methodcaller
-from typing import Any
+from typing import Any, Self
 
 import azure.functions as func
 import msgspec
@@ -96,7 +100,8 @@ bp = func.Blueprint()
     cardinality="many",
     data_type="binary",
 )
-def ingest(events: list[func.EventHubEvent]) -> None:
+# typing.List, not list: the worker refuses a builtin generic (`list[...]` is not a type to it).
+def ingest(events: typing.List[func.EventHubEvent]) -> None:  # noqa: UP006
     """Event Hubs trigger (many cardinality): validate the batch and write bronze and quarantine."""
     settings = load_settings()
     lake = _lake_for(
@@ -129,7 +134,7 @@ class IngestConfig:
     quarantine_container: str = "quarantine"
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> IngestConfig:
+    def from_settings(cls, settings: Settings) -> Self:
         return cls(
             stream=settings.bronze_stream,
             bronze_format=settings.bronze_format,
