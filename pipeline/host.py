@@ -6,7 +6,8 @@ types the app uses, on the embedded event hub:
 * Indexing: functions come from ``FunctionApp.get_functions()`` and their binding JSON, with
   ``%SETTING%`` names resolved from the settings. An app with no function, an unknown trigger or
   a binding that does not resolve fails here with one clear line (the real host's silent
-  "0 functions loaded" is the failure this prevents).
+  "0 functions loaded" is the failure this prevents), and so does a function the Python worker
+  would refuse to load (:mod:`pipeline.worker_checks`: e.g. a ``list[...]`` annotation).
 * Event Hubs (``eventHubTrigger``): per partition, for the binding's consumer group, batches of
   up to host.json's ``maxEventBatchSize``, delivered as real ``azure.functions.EventHubEvent``
   objects with the trigger metadata the host supplies for many-cardinality batches
@@ -48,6 +49,7 @@ from croniter import croniter
 
 from localhub import LocalConsumer, LocalEventHub, ReceivedEvent
 from pipeline.cli import UserError
+from pipeline.worker_checks import FunctionLoadError, check_function_loads
 from settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger("pipeline.host")
@@ -184,6 +186,13 @@ def index_app(app: Any, settings: Settings) -> list[FunctionSpec]:
             "function_app.app registers no function: the Azure host would start with 0 functions "
             "loaded; call app.register_functions(<blueprint>) for each blueprint"
         )
+    for function in functions:
+        try:
+            check_function_loads(function)
+        except FunctionLoadError as exc:
+            raise HostError(
+                f"the Azure Functions Python worker would load no function from this app: {exc}"
+            ) from None
     specs = []
     for function in functions:
         name = function.get_function_name()
@@ -310,16 +319,13 @@ def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def build_event_batch(
-    received: Sequence[ReceivedEvent], hub_name: str, consumer_group: str
-) -> list[func.EventHubEvent]:
-    """The ``list[EventHubEvent]`` the Python worker hands a many-cardinality function.
+def trigger_metadata(received: Sequence[ReceivedEvent], hub_name: str, consumer_group: str) -> dict[str, Any]:
+    """The trigger metadata the Functions host sends with a many-cardinality Event Hubs batch.
 
-    The worker builds each event from the host's ``SystemPropertiesArray`` entry (so the offset
-    arrives as an int, as the .NET host sends it as a number) and shares one trigger-metadata
-    mapping across the batch.
+    Name to value; the host sends each value as JSON (``TypedData.json``). Offsets are numbers in
+    ``SystemPropertiesArray`` (the .NET host serializes them so) and strings in ``OffsetArray``.
     """
-    system_array, properties_array = [], []
+    system_array = []
     for event in received:
         enqueued = _rfc3339(event.enqueued_time)
         system: dict[str, Any] = {
@@ -336,26 +342,35 @@ def build_event_batch(
             EnqueuedTimeUtc=enqueued,
         )
         system_array.append(system)
-        properties_array.append(event.properties or {})
-    partition_id = received[0].partition_id if received else ""
-    context = {
-        "FullyQualifiedNamespace": "localhub",
-        "EventHubName": hub_name,
-        "ConsumerGroup": consumer_group,
-        "PartitionId": partition_id,
+    return {
+        "SystemPropertiesArray": system_array,
+        "PropertiesArray": [event.properties or {} for event in received],
+        "PartitionContext": {
+            "FullyQualifiedNamespace": "localhub",
+            "EventHubName": hub_name,
+            "ConsumerGroup": consumer_group,
+            "PartitionId": received[0].partition_id if received else "",
+        },
+        "SequenceNumberArray": [s["SequenceNumber"] for s in system_array],
+        "OffsetArray": [str(s["Offset"]) for s in system_array],
+        "EnqueuedTimeUtcArray": [s["EnqueuedTimeUtc"] for s in system_array],
+        "PartitionKeyArray": [s["PartitionKey"] for s in system_array],
     }
 
-    def datum(value: Any) -> meta.Datum:
-        return meta.Datum(orjson.dumps(value).decode(), "json")
 
+def build_event_batch(
+    received: Sequence[ReceivedEvent], hub_name: str, consumer_group: str
+) -> list[func.EventHubEvent]:
+    """The ``list[EventHubEvent]`` the Python worker hands a many-cardinality function.
+
+    The worker builds each event from the host's ``SystemPropertiesArray`` entry (so the offset
+    arrives as an int) and shares one trigger-metadata mapping across the batch.
+    tests/integration/test_worker_conformance.py checks the handler writes the same files from
+    these events as from the ones the real worker decodes out of the same host invocation.
+    """
     metadata = {
-        "SystemPropertiesArray": datum(system_array),
-        "PropertiesArray": datum(properties_array),
-        "PartitionContext": datum(context),
-        "SequenceNumberArray": datum([s["SequenceNumber"] for s in system_array]),
-        "OffsetArray": datum([str(s["Offset"]) for s in system_array]),
-        "EnqueuedTimeUtcArray": datum([s["EnqueuedTimeUtc"] for s in system_array]),
-        "PartitionKeyArray": datum([s["PartitionKey"] for s in system_array]),
+        name: meta.Datum(orjson.dumps(value).decode(), "json")
+        for name, value in trigger_metadata(received, hub_name, consumer_group).items()
     }
     return [
         func.EventHubEvent(

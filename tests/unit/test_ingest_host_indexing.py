@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import typing
 from pathlib import Path
 
 import azure.functions as func
@@ -43,7 +45,7 @@ def event_hub_app(**trigger: object) -> func.FunctionApp:
         maximum_interval="00:00:03",
     )
     @app.event_hub_message_trigger(**options)  # type: ignore[arg-type]
-    def eh(events: list[func.EventHubEvent]) -> None:
+    def eh(events: typing.List[func.EventHubEvent]) -> None:  # noqa: UP006 - what the worker accepts
         pass
 
     return app
@@ -138,3 +140,40 @@ def test_an_app_indexed_elsewhere_first_still_indexes_and_can_be_indexed_again(s
 
     assert [s.name for s in index_app(app, settings)] == ["eh"]
     assert [f.get_function_name() for f in app.get_functions()] == ["eh"]
+
+
+def test_app_the_python_worker_would_refuse_fails_indexing_with_the_workers_reason(settings) -> None:  # type: ignore[no-untyped-def]
+    app = func.FunctionApp()
+
+    @app.event_hub_message_trigger(arg_name="events", event_hub_name="hub", connection="EVENTHUB_CONNECTION")
+    def eh(events: list[func.EventHubEvent]) -> None:
+        pass
+
+    with pytest.raises(HostError, match="would load no function") as error:
+        LocalFunctionsHost(settings, app)
+
+    reason = "cannot load the eh function: binding events has invalid non-type annotation list["
+    assert reason in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_binding_annotation_of_a_type_its_converter_refuses_fails_indexing(settings) -> None:  # type: ignore[no-untyped-def]
+    app = func.FunctionApp()
+
+    @app.timer_trigger(arg_name="timer", schedule="0 * * * * *")
+    def tick(timer: func.HttpRequest) -> None:
+        pass
+
+    with pytest.raises(HostError, match='type of timer binding "timerTrigger" does not match'):
+        index_app(app, settings)
+
+
+def test_parameter_without_a_binding_fails_indexing(settings) -> None:  # type: ignore[no-untyped-def]
+    app = func.FunctionApp()
+
+    @app.timer_trigger(arg_name="timer", schedule="0 * * * * *")
+    def tick(timer: func.TimerRequest, extra: str) -> None:
+        pass
+
+    with pytest.raises(HostError, match=re.escape("declared in Python but not in the bindings: {'extra'}")):
+        index_app(app, settings)
