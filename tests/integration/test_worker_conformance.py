@@ -132,6 +132,14 @@ def test_real_worker_loads_the_published_app_and_writes_what_the_local_host_writ
     assert functions["ingest"]["bindings"] == {
         "events": {"type": "eventHubTrigger", "direction": 0, "data_type": 2}  # in, binary
     }
+    # What the host receives as the retry policy: indefinitely (-1), 5 s doubling to 5 min.
+    assert functions["ingest"]["retry"] == {
+        "strategy": "exponential_backoff",
+        "max_retry_count": -1,
+        "minimum_interval": 5.0,
+        "maximum_interval": 300.0,
+        "delay_interval": None,
+    }
     assert functions["sync_gold_to_sql"]["bindings"]["timer"]["type"] == "timerTrigger"
     assert len(invocations) > 1
     assert answer["invocations"] == [{"ok": True, "message": None}] * (len(invocations) + 1)
