@@ -9,11 +9,15 @@ types the app uses, on the embedded event hub:
   "0 functions loaded" is the failure this prevents), and so does a function the Python worker
   would refuse to load (:mod:`pipeline.worker_checks`: e.g. a ``list[...]`` annotation).
 * Event Hubs (``eventHubTrigger``): per partition, for the binding's consumer group, batches of
-  up to host.json's ``maxEventBatchSize``, delivered as real ``azure.functions.EventHubEvent``
-  objects with the trigger metadata the host supplies for many-cardinality batches
-  (``SystemPropertiesArray``, ``PropertiesArray``, ``PartitionContext``, ...). The function's
-  retry policy applies; the checkpoint is written after each invocation, also when it still
-  failed after its retries (the real host does the same), so only a crash replays a batch.
+  up to host.json's ``maxEventBatchSize`` (a partition below ``minEventBatchSize`` waits up to
+  ``maxWaitTime`` for more, as the extension does), delivered as real
+  ``azure.functions.EventHubEvent`` objects with the trigger metadata the host supplies for
+  many-cardinality batches (``SystemPropertiesArray``, ``PropertiesArray``, ``PartitionContext``,
+  ...). The function's retry policy applies (``-1``: until it succeeds) and holds the partition
+  while it retries; the checkpoint is written after each invocation, also when a bounded policy
+  gave up (the real host does the same), never while it is still retrying. Unlike Azure, where
+  each partition has its own processor, partitions take turns here: one that waits holds the
+  others.
 * Timers (``timerTrigger``): NCRONTAB schedules (six fields, seconds first), fired by
   :meth:`LocalFunctionsHost.serve`, or once by :meth:`LocalFunctionsHost.fire_timer`.
 
