@@ -27,6 +27,18 @@ $(STAMP): requirements.txt requirements-dev.txt package.json scripts/spark-jars/
 
 install: $(STAMP) ## Create .venv and install everything (Python packages, Azurite, Delta Lake and Avro jars for Spark)
 
+# The real Azure Functions Python worker (azure-functions-runtime needs Python >= 3.13) in a venv
+# of its own, for tests/integration/test_worker_conformance.py. Without a Python 3.13+ it prints a
+# note (the test then fails saying so); WORKER_REQUIRED=1 (CI) makes that an error.
+WORKER_VENV ?= .venv-worker
+WORKER_STAMP := $(WORKER_VENV)/.installed
+$(WORKER_STAMP): requirements.txt requirements-worker.txt scripts/worker_env.py
+	@$(PYTHON) scripts/worker_env.py --venv $(WORKER_VENV) $(if $(WORKER_PYTHON),--python $(WORKER_PYTHON)) $(if $(WORKER_REQUIRED),--required)
+
+install: $(WORKER_STAMP)
+
+worker-env: $(WORKER_STAMP) ## The Functions worker's own venv (.venv-worker, Python >= 3.13) for its conformance test
+
 demo: install ## Run the whole pipeline on embedded defaults in a fresh state folder
 	$(PY) -m pipeline demo
 
@@ -57,4 +69,4 @@ bench: install ## Benchmarks with same-run baselines (takes several minutes)
 clean-state: ## Delete local state (.local/ or $$PIPELINE_HOME)
 	rm -rf .local
 
-.PHONY: help prereqs install demo test test-unit test-integration test-e2e lint format bench clean-state
+.PHONY: help prereqs install worker-env demo test test-unit test-integration test-e2e lint format bench clean-state

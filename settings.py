@@ -84,6 +84,18 @@ class Settings:
     def local_hub_path(self) -> Path:
         return self.home / "hub.db"
 
+    @property
+    def local_host_time_scale(self) -> float:
+        """Multiplies the local Functions host's waits (retry delays, maxWaitTime); tests shorten them."""
+        raw = self.get("LOCAL_HOST_TIME_SCALE", "1")
+        try:
+            scale = float(raw)
+        except ValueError:
+            scale = -1.0
+        if not 0 < scale <= 1000:
+            raise SettingsError(f"LOCAL_HOST_TIME_SCALE must be a number above 0 (1: real time), got {raw!r}")
+        return scale
+
     # --- the lake (ADLS Gen2, or a local folder) ----------------------------------------------
     @property
     def lake_account_url(self) -> str:

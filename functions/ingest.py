@@ -3,21 +3,25 @@
 A thin adapter: read each event's metadata, call the pure core (:mod:`functions.ingest_core`),
 write the files (:mod:`functions.bronze`, :mod:`functions.lake`), log one structured line per
 batch. Bad events never fail the batch (they are quarantined with reason codes); only a storage
-failure raises, so the retry policy below and, after it, the host's replay apply. Every file
-is create-only, so a retried or replayed batch never doubles anything.
-"""
+failure raises, and the retry policy below then tries again until the storage is back. Every
+file is create-only, so a retried or replayed batch never doubles anything.
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: the Python worker reads the binding parameters'
+annotations with ``typing.get_type_hints`` when it indexes the app, so they are kept as the
+objects themselves (nothing left to resolve), and the trigger's is ``typing.List[...]``, the form
+every worker accepts (docs/ingest.md, "What the Python worker accepts").
+"""
 
 import json
 import logging
 import time
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from operator import attrgetter, methodcaller
-from typing import Any
+from typing import Any, Self
 
 import azure.functions as func
 import msgspec
@@ -79,11 +83,13 @@ bp = func.Blueprint()
 
 
 @bp.function_name("ingest")
-# Retries ride out a storage outage of about 15 minutes (5 s doubling to 5 min, 8 times) with the
-# partition paused; bounded, because after the last one the host checkpoints and moves on.
+# Retry until the storage is back, however long (-1): the host writes no checkpoint while a retry
+# policy retries, and Event Hubs keeps the events for its retention period, so a partition waits
+# and loses nothing (a bounded policy would checkpoint past the failed batch after its last try).
+# Bad events never raise (they are quarantined): only a storage failure waits here.
 @bp.retry(
     strategy="exponential_backoff",
-    max_retry_count="8",
+    max_retry_count="-1",
     minimum_interval="00:00:05",
     maximum_interval="00:05:00",
 )
@@ -95,7 +101,8 @@ bp = func.Blueprint()
     cardinality="many",
     data_type="binary",
 )
-def ingest(events: list[func.EventHubEvent]) -> None:
+# typing.List, not list: the worker refuses a builtin generic (`list[...]` is not a type to it).
+def ingest(events: typing.List[func.EventHubEvent]) -> None:  # noqa: UP006
     """Event Hubs trigger (many cardinality): validate the batch and write bronze and quarantine."""
     settings = load_settings()
     lake = _lake_for(
@@ -128,7 +135,7 @@ class IngestConfig:
     quarantine_container: str = "quarantine"
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> IngestConfig:
+    def from_settings(cls, settings: Settings) -> Self:
         return cls(
             stream=settings.bronze_stream,
             bronze_format=settings.bronze_format,
@@ -197,20 +204,39 @@ def handle_batch(
         if result.bronze:
             path = f"{result.folder}/{file_name(result.file_stem, config.bronze_format)}"
             data = encode_bronze(result.bronze, config.bronze_format, result.file_stem)
-            report.files[config.bronze_container] = path
-            report.written[config.bronze_container] = lake.create(config.bronze_container, path, data)
+            _create(lake, config.bronze_container, path, data, report)
         if result.quarantine:
             path = f"{result.folder}/{file_name(result.file_stem, QUARANTINE_FORMAT)}"
-            report.files[config.quarantine_container] = path
-            report.written[config.quarantine_container] = lake.create(
-                config.quarantine_container, path, encode_quarantine(result.quarantine)
-            )
+            _create(lake, config.quarantine_container, path, encode_quarantine(result.quarantine), report)
     report.duration_ms = (time.perf_counter() - started) * 1000
     summary = report.as_log()
     # A JSON message is what App Insights' traces keep verbatim; `extra` carries the same fields
     # as custom dimensions where an OpenTelemetry/Azure Monitor exporter is configured.
     logger.info("ingest_batch %s", json.dumps(summary, sort_keys=True), extra={"custom_dimensions": summary})
     return report
+
+
+def _create(lake: LakeStorage, container: str, path: str, data: bytes, report: BatchReport) -> None:
+    """Write one file of the batch; on a storage failure, log it (one line per attempt) and raise."""
+    report.files[container] = path
+    try:
+        report.written[container] = lake.create(container, path, data)
+    except Exception as exc:
+        failure = {
+            "event": "ingest_storage_failed",
+            "partition_id": report.partition_id,
+            "events": report.events,
+            "container": container,
+            "path": path,
+            "error": f"{type(exc).__name__}: {exc}",
+        }
+        # The retry policy waits and tries again, as long as it takes: the partition waits too.
+        logger.warning(
+            "ingest_storage_failed %s",
+            json.dumps(failure, sort_keys=True),
+            extra={"custom_dimensions": failure},
+        )
+        raise
 
 
 def columns_from_trigger(events: Sequence[func.EventHubEvent]) -> tuple[str | None, EventColumns | None]:

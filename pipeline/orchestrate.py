@@ -65,9 +65,16 @@ def new_progress() -> Progress:
 
 @contextmanager
 def _tracked(
-    progress: Progress | None, description: str, poll: Callable[[], tuple[int, int]] | None = None
+    progress: Progress | None,
+    description: str,
+    poll: Callable[[], tuple[int, int]] | None = None,
+    note: Callable[[], str | None] | None = None,
 ) -> Iterator[None]:
-    """Show a progress task while the body runs; ``poll`` gives (done, total) every half second."""
+    """Show a progress task while the body runs.
+
+    Every half second ``poll`` gives (done, total), and ``note`` what the stage waits for, if
+    anything (shown after the description).
+    """
     if progress is None:
         yield
         return
@@ -81,6 +88,8 @@ def _tracked(
             return
         if total:
             progress.update(task, completed=done, total=total)
+        waiting = note() if note else None
+        progress.update(task, description=f"{description} · {waiting}" if waiting else description)
 
     def poller() -> None:
         while not stop.wait(0.5):
@@ -96,7 +105,7 @@ def _tracked(
         stop.set()
         thread.join()
         final = progress.tasks[task].total or 1
-        progress.update(task, completed=final, total=final)
+        progress.update(task, description=description, completed=final, total=final)
 
 
 def run_once(settings: Settings, progress: Progress | None = None) -> OnceResult:
@@ -111,9 +120,15 @@ def run_once(settings: Settings, progress: Progress | None = None) -> OnceResult
         total, backlog = layers.hub_counts(settings)
         return total - backlog, total
 
+    host = LocalFunctionsHost(settings)
+
+    def ingest_waits() -> str | None:  # e.g. for storage: the run waits until it is back (or Ctrl-C)
+        waiting = host.waiting
+        return waiting.describe(time.monotonic()) if waiting is not None else None
+
     started = time.monotonic()
-    with _tracked(progress, "ingest (local Functions host)", ingest_progress):
-        result.ingest = LocalFunctionsHost(settings).run_until_idle()
+    with _tracked(progress, "ingest (local Functions host)", ingest_progress, ingest_waits):
+        result.ingest = host.run_until_idle()
     result.seconds["ingest"] = time.monotonic() - started
 
     started = time.monotonic()

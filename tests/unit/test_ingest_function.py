@@ -109,12 +109,18 @@ def test_binding_is_a_many_cardinality_event_hub_trigger_on_app_settings(ingest_
     assert binding["connection"] == "EVENTHUB_CONNECTION"
 
 
-def test_retry_policy_is_bounded_exponential_backoff(ingest_function: Any) -> None:
+def test_retry_policy_retries_indefinitely_with_exponential_backoff_from_5_s_to_5_min(
+    ingest_function: Any,
+) -> None:
     retry = ingest_function.get_settings_dict("retry_policy")
 
-    assert retry["strategy"] == "exponential_backoff"
-    assert 1 <= int(retry["max_retry_count"]) <= 10
-    assert retry["minimum_interval"] < retry["maximum_interval"]
+    assert retry == {
+        "setting_name": "retry_policy",
+        "strategy": "exponential_backoff",
+        "max_retry_count": "-1",  # until the storage is back: no checkpoint past an unwritten batch
+        "minimum_interval": "00:00:05",
+        "maximum_interval": "00:05:00",
+    }
 
 
 def test_function_writes_valid_events_to_bronze_and_bad_ones_to_quarantine(
