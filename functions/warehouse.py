@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from contract import FIELDS
+from functions import credentials
 from functions.sync_core import (
     DOUBLE_COLUMNS,
     GOLD_COLUMNS,
@@ -700,9 +701,8 @@ def needs_access_token(connection_string: str) -> bool:
 
 
 def _default_sql_token() -> str:
-    from azure.identity import DefaultAzureCredential
-
-    return DefaultAzureCredential().get_token(SQL_SERVER_SCOPE).token
+    # Looked up per call: the process's one credential, whose cached token serves every connection.
+    return credentials.PROCESS_CREDENTIAL.token(SQL_SERVER_SCOPE)
 
 
 def odbc_connector(
