@@ -460,9 +460,15 @@ class SqlServerDialect(Dialect):
         )
 
     def create_stage(self) -> list[str]:
+        # A #temp table's text takes tempdb's collation; where the database's differs, comparing it
+        # with the target (MERGE ON, EXCEPT, the location insert) fails with a collation conflict.
+        collate = " COLLATE DATABASE_DEFAULT"
         cols = ", ".join(
-            [f"{self.quote('op')} CHAR(1) NOT NULL"]
-            + [f"{self.quote(c)} {self.column_type(c)}" for c in GOLD_COLUMNS]
+            [f"{self.quote('op')} CHAR(1){collate} NOT NULL"]
+            + [
+                f"{self.quote(c)} {self.column_type(c)}{collate if _kind(c) == 'text' else ''}"
+                for c in GOLD_COLUMNS
+            ]
         )
         return [f"DROP TABLE IF EXISTS {self.stage_table}", f"CREATE TABLE {self.stage_table} ({cols})"]
 

@@ -76,6 +76,18 @@ def test_staging_is_a_session_temp_table():
     assert TSQL.insert_stage().count("?") == len(GOLD_COLUMNS) + 1
 
 
+def test_staging_text_columns_take_the_database_collation_not_tempdbs():
+    create = parse_tsql(TSQL.create_stage()[1])
+    collations = {}
+    for column in create.find_all(exp.ColumnDef):
+        collate = [
+            c for c in column.args.get("constraints") or [] if isinstance(c.kind, exp.CollateColumnConstraint)
+        ]
+        collations[column.name] = collate[0].kind.this.name if collate else None
+    text = {"op", "location", "dominant_wind_direction", "dominant_conditions"}
+    assert collations == {c: "DATABASE_DEFAULT" if c in text else None for c in ("op", *GOLD_COLUMNS)}
+
+
 def test_generated_scripts_in_sql_folder_match_the_code():
     for name in ("sqlserver", "postgresql", "sqlite"):
         script = ddl_script(dialect_for(name, TableNames()))
