@@ -138,7 +138,8 @@ def default_target() -> str:
 
 def target_mode_errors(bundle: dict[str, Any], target: str) -> list[str]:
     """The errors `databricks bundle validate -t <target>` reports for the target's mode and run_as
-    (the CLI's rules, from its source), plus this project's own rule for production."""
+    (the CLI's rules, from its source; its root_path recommendation held as an error), plus this
+    project's own rule for production."""
     settings = bundle["targets"][target]
     mode = settings.get("mode", "")
     workspace = settings.get("workspace") or {}
@@ -158,7 +159,8 @@ def target_mode_errors(bundle: dict[str, Any], target: str) -> list[str]:
                 errors.append(f"{key} must start with '~/' or contain the current username")
     if mode == "production":
         # The CLI: only the target's own workspace.root_path counts (isExplicitRootSet), so that
-        # one copy of the target is deployed; without it validation fails.
+        # one copy of the target is deployed. Without it validation fails, or only recommends it
+        # when every job has a run_as (or a service principal deploys).
         if not workspace.get("root_path"):
             errors.append("target with 'mode: production' must set 'workspace.root_path'")
         # This project (Databricks' advice for production): jobs run as a service principal
