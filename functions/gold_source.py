@@ -16,6 +16,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
+from functions import credentials
 from functions.sync_core import GOLD_COLUMNS, GoldRead
 from settings import Settings
 
@@ -65,9 +66,7 @@ def storage_options_from_settings(
 
 
 def _default_credential_token() -> str:
-    from azure.identity import DefaultAzureCredential
-
-    return DefaultAzureCredential().get_token(STORAGE_SCOPE).token
+    return credentials.PROCESS_CREDENTIAL.token(STORAGE_SCOPE)
 
 
 def _to_rows(table: Any, columns: tuple[str, ...]) -> list[dict[str, Any]]:
