@@ -220,9 +220,12 @@ class LocalEventHub:
             else:
                 count, hub_id = row
                 if partitions is not None and partitions != count:
+                    # Not "delete the file": that drops events not yet consumed and every checkpoint.
                     raise ValueError(
-                        f"hub {name!r} in {self.path} has {count} partitions, not {partitions};"
-                        " a hub's partition count is fixed (delete the file to start over)"
+                        f"hub {name!r} in {self.path} has {count} partitions, not {partitions}: a hub's"
+                        f" partition count is fixed when it is created; keep {count}"
+                        f" (LOCAL_HUB_PARTITIONS={count}), or put {partitions} partitions in a new hub"
+                        " (another EVENTHUB_NAME, or another PIPELINE_HOME)"
                     )
         self.partition_count: int = count
         self._hub_id: int = hub_id

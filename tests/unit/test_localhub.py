@@ -189,8 +189,12 @@ def test_backlog_and_last_sequence_number_per_partition(hub: LocalEventHub) -> N
 def test_partition_count_is_fixed_once_created(tmp_path: Path) -> None:
     path = tmp_path / "hub.db"
     LocalEventHub(path, partitions=3).close()
-    with pytest.raises(ValueError, match="3 partitions"):
+    with pytest.raises(ValueError, match="3 partitions") as refused:
         LocalEventHub(path, partitions=5)
+    # The advice keeps the hub's events and checkpoints: never "delete the file".
+    assert "LOCAL_HUB_PARTITIONS=3" in str(refused.value)
+    assert "another EVENTHUB_NAME" in str(refused.value)
+    assert "delete" not in str(refused.value)
     with LocalEventHub(path, "other", partitions=5) as other:
         assert other.partition_ids == ["0", "1", "2", "3", "4"]
 
