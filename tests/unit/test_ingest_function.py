@@ -186,19 +186,20 @@ def test_bronze_format_setting_picks_the_encoding(
     assert [r["EventId"] for r in decode_bronze(files(lake_env)[bronze], fmt)] == ["x"]
 
 
-def test_replayed_batch_leaves_bronze_unchanged(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["jsonl", "jsonl.gz", "avro"])
+def test_replayed_batch_leaves_bronze_unchanged(tmp_path: Path, fmt: str) -> None:
     lake = LocalLake(tmp_path)
     bodies = [good_body("r1"), b"{}", good_body("r2")]
-    first = handle_batch(worker_batch(bodies), lake, IngestConfig(), clock=lambda: ENQUEUED)
+    config = IngestConfig(bronze_format=fmt)
+    first = handle_batch(worker_batch(bodies), lake, config, clock=lambda: ENQUEUED)
     before = files(tmp_path)
 
-    again = handle_batch(
-        worker_batch(bodies), lake, IngestConfig(), clock=lambda: ENQUEUED + timedelta(hours=1)
-    )
+    again = handle_batch(worker_batch(bodies), lake, config, clock=lambda: ENQUEUED + timedelta(hours=1))
 
     assert files(tmp_path) == before
     assert first.written == {"bronze": True, "quarantine": True}
     assert again.written == {"bronze": False, "quarantine": False}
+    assert again.conflicts == {}
 
 
 def test_a_name_holding_other_events_fails_the_batch_loudly_and_loses_nothing(tmp_path: Path) -> None:
