@@ -48,7 +48,7 @@ from functions.landing import CONFLICT_MARKER
 from pipeline.layers import (
     FILE_COLUMN,
     SqlReader,
-    delta_arrow,
+    delta_table,
     epoch_ms,
     hub_checkpoints,
     hub_event_table,
@@ -446,9 +446,13 @@ def _null_safe(equal: Any, a: Any, b: Any) -> pa.ChunkedArray:
 
 
 def check_silver_gold(silver: pa.Table, gold: pa.Table, window_minutes: int) -> Check:
-    """Per gold window, the count and aggregates equal what silver holds (each event once)."""
+    """Per gold window, the count and aggregates equal what silver holds.
+
+    ``silver`` has one row per event (:func:`first_per_event`): a doubled silver row is the
+    bronze -> silver check's finding, gold counts each event once.
+    """
     check = Check("silver_gold", "silver → gold", failing=("lost", "unexpected", "mismatched_windows"))
-    expected = recompute_gold(first_per_event(silver), window_minutes)
+    expected = recompute_gold(silver, window_minutes)
     actual = gold.select(["location", "window_start", "event_count", *[c for c, _, _ in _GOLD_RECIPE]])
     actual = actual.set_column(1, "window_start", _micros(actual["window_start"]))
     joined = expected.join(actual, _GOLD_KEY, join_type="full outer", left_suffix="", right_suffix="_gold")
@@ -705,6 +709,7 @@ _SILVER_TYPES = {
     "wind_speed": pa.float64(),
     "precipitation": pa.float64(),
 }
+_SILVER_QUARANTINE_TYPES = {"event_id": pa.string(), "source_file": pa.string(), "body": pa.string()}
 _GOLD_TYPES = {
     name: {
         "string": pa.string(),
@@ -734,37 +739,26 @@ def run_audit(
     step("reading bronze and quarantine")
     files = _read_lake(lake, settings)
     step("reading silver and gold")
-    silver = _delta(settings, settings.silver_table_uri, _SILVER_TYPES)
-    silver_quarantine = _delta(
-        settings,
-        settings.silver_quarantine_table_uri,
-        {"event_id": pa.string(), "source_file": pa.string(), "body": pa.string()},
-    )
-    gold_table = _delta(settings, settings.gold_table_uri, _GOLD_TYPES)
-    gold_version = _delta_version(settings, settings.gold_table_uri)
+    silver, _ = _delta(settings, settings.silver_table_uri, _SILVER_TYPES)
+    silver_quarantine, _ = _delta(settings, settings.silver_quarantine_table_uri, _SILVER_QUARANTINE_TYPES)
+    gold_table, gold_version = _delta(settings, settings.gold_table_uri, _GOLD_TYPES)
     step("reconciling")
+    events = first_per_event(silver)
     checks = [
         check_hub_bronze(settings, files),
         check_bronze_silver(files, silver, silver_quarantine),
-        check_silver_gold(silver, gold_table, settings.window_minutes),
+        check_silver_gold(events, gold_table, settings.window_minutes),
         check_gold_sql(settings, gold_table, gold_version),
     ]
     utf8 = pc.fill_null(pc.equal(files.quarantine["BodyEncoding"], "utf8"), False)
     bodies = _concat(files.quarantine["Body"].filter(utf8), silver_quarantine["body"]).to_pylist()
-    checks.append(check_devices(silver, _quarantined_device_seqs(bodies)))
+    checks.append(check_devices(events, _quarantined_device_seqs(bodies)))
     return AuditReport(checks, time.monotonic() - started)
 
 
-def _delta(settings: Settings, uri: str, columns: dict[str, pa.DataType]) -> pa.Table:
-    options = storage_options_from_settings(settings, uri=uri)
-    table = delta_arrow(uri, list(columns), options)
-    if table is None:
-        return _empty(columns)
-    return table
-
-
-def _delta_version(settings: Settings, uri: str) -> int | None:
-    from pipeline.layers import delta_table
-
+def _delta(settings: Settings, uri: str, columns: dict[str, pa.DataType]) -> tuple[pa.Table, int | None]:
+    """A Delta table's columns and version (empty and None when it does not exist yet)."""
     table = delta_table(uri, storage_options_from_settings(settings, uri=uri))
-    return None if table is None else int(table.version())
+    if table is None:
+        return _empty(columns), None
+    return table.to_pyarrow_table(columns=list(columns)), int(table.version())

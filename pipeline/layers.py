@@ -5,10 +5,10 @@ quarantine files (layout in docs/architecture.md), silver and gold with ``deltal
 target's table, watermark and ``sync_runs``. A layer that does not exist yet counts as empty, so a
 fresh ``$PIPELINE_HOME`` reads as zeros.
 
-The columnar readers (:func:`hub_event_table`, :func:`lake_table`, :func:`delta_arrow`) give a
-layer as Arrow columns, for checks over a million events (``pipeline audit``); they read the lake
-through :mod:`functions.lake`'s adapter and Delta tables with the sync Function's storage
-options, so they work on the local folder and on ADLS alike.
+The columnar readers (:func:`hub_event_table`, :func:`lake_table`; :func:`delta_table` with storage
+options) give a layer as Arrow columns, for checks over a million events (``pipeline audit``):
+the lake through :mod:`functions.lake`'s adapter and Delta tables with the sync Function's
+storage options, so they work on the local folder and on ADLS alike.
 """
 
 from __future__ import annotations
@@ -307,16 +307,6 @@ def delta_table(uri: str, storage_options: dict[str, str] | None = None) -> Any 
     if not DeltaTable.is_deltatable(uri, storage_options=storage_options or None):
         return None
     return DeltaTable(uri, storage_options=storage_options or None)
-
-
-def delta_arrow(
-    uri: str, columns: Sequence[str] | None = None, storage_options: dict[str, str] | None = None
-) -> pa.Table | None:
-    """A Delta table's current rows as Arrow (only ``columns``), or None when it does not exist."""
-    table = delta_table(uri, storage_options)
-    if table is None:
-        return None
-    return table.to_pyarrow_table(columns=list(columns) if columns else None)
 
 
 def delta_rows(uri: str) -> tuple[int, int | None]:
