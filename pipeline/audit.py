@@ -598,7 +598,7 @@ def _quarantined_device_seqs(bodies: Iterable[str | None]) -> pa.Table:
         if not isinstance(event, dict):
             continue
         device, number = event.get("deviceId"), event.get("deviceSeq")
-        if isinstance(device, str) and type(number) is int:
+        if isinstance(device, str) and type(number) is int and -(2**63) <= number < 2**63:
             devices.append(device)
             numbers.append(number)
     return pa.table(
