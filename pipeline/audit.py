@@ -83,10 +83,6 @@ _GOLD_RECIPE = [
     ("max_wind_speed", "max", "wind_speed"),
     ("total_precipitation", "total", "precipitation"),
 ]
-_SILVER_COLUMNS = sorted(
-    {"event_id", "device_id", "device_seq", "location", "event_time", "source_file"}
-    | {column for _, _, column in _GOLD_RECIPE}
-)
 
 
 @dataclass
@@ -697,7 +693,8 @@ def _empty(columns: dict[str, pa.DataType]) -> pa.Table:
     return pa.schema(list(columns.items())).empty_table()
 
 
-_SILVER_TYPES = {
+#: The silver columns the audit reads, with their Arrow types.
+SILVER_TYPES = {
     "event_id": pa.string(),
     "device_id": pa.string(),
     "device_seq": pa.int64(),
@@ -739,7 +736,7 @@ def run_audit(
     step("reading bronze and quarantine")
     files = _read_lake(lake, settings)
     step("reading silver and gold")
-    silver, _ = _delta(settings, settings.silver_table_uri, _SILVER_TYPES)
+    silver, _ = _delta(settings, settings.silver_table_uri, SILVER_TYPES)
     silver_quarantine, _ = _delta(settings, settings.silver_quarantine_table_uri, _SILVER_QUARANTINE_TYPES)
     gold_table, gold_version = _delta(settings, settings.gold_table_uri, _GOLD_TYPES)
     step("reconciling")

@@ -25,7 +25,7 @@ from deltalake import write_deltalake
 from contract.gold import GOLD_COLUMN_TYPES
 from functions.bronze import decode_bronze, format_of
 from functions.lake import lake_from_settings
-from pipeline.audit import run_audit
+from pipeline.audit import SILVER_TYPES, run_audit
 from pipeline.host import LocalFunctionsHost
 from pipeline.sync_runner import sync_once
 from tests.integration.test_local_host import make_settings, produce
@@ -85,20 +85,7 @@ def _silver_rows(records: list[tuple[str, dict[str, Any]]]) -> pa.Table:
                 "source_file": source,
             }
         )
-    schema = pa.schema(
-        [
-            ("event_id", pa.string()),
-            ("device_id", pa.string()),
-            ("device_seq", pa.int64()),
-            ("location", pa.string()),
-            ("event_time", pa.timestamp("us", "UTC")),
-            ("temperature", pa.float64()),
-            ("humidity", pa.float64()),
-            ("wind_speed", pa.float64()),
-            ("precipitation", pa.float64()),
-            ("source_file", pa.string()),
-        ]
-    )
+    schema = pa.schema(list(SILVER_TYPES.items()))
     return pa.Table.from_pylist(rows, schema=schema)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline.audit import (
+    SILVER_TYPES,
     AuditReport,
     Check,
     _Lake,
@@ -20,20 +21,7 @@ from pipeline.audit import (
 )
 
 T0 = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
-SILVER_SCHEMA = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("device_id", pa.string()),
-        ("device_seq", pa.int64()),
-        ("location", pa.string()),
-        ("event_time", pa.timestamp("us", "UTC")),
-        ("temperature", pa.float64()),
-        ("humidity", pa.float64()),
-        ("wind_speed", pa.float64()),
-        ("precipitation", pa.float64()),
-        ("source_file", pa.string()),
-    ]
-)
+SILVER_SCHEMA = pa.schema(list(SILVER_TYPES.items()))
 
 
 def silver(*rows: dict[str, Any]) -> pa.Table:
