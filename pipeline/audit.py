@@ -6,7 +6,7 @@ Five checks, each over whole columns (pyarrow joins and group-bys, never a Pytho
   partition, sequence number and enqueued time, is in exactly one of bronze and quarantine; a
   replayed batch (the same event in two files of one container) counts once. Only files named for
   this hub (their hub tag, see ``functions.ingest_core.hub_tag``) are matched; events of other
-  hubs, or of this hub before it was recreated, are counted apart (``other_hub``).
+  hubs (``other_hub``), or of this hub before it was recreated (``not_in_hub``), are counted apart.
 * ``bronze_silver`` - every distinct ``EventId`` of bronze is in exactly one of silver (once) and
   the silver quarantine.
 * ``silver_gold`` - per gold window, ``event_count``, the sums (averages and total), the minima
@@ -64,7 +64,8 @@ GOLD_REL_TOL = 1e-12
 #: SQL holds gold's doubles; drivers may pass them through text with 15 significant digits.
 SQL_REL_TOL = 1e-9
 _ABS_TOL = 1e-9
-# spark.transforms._FIXED_POINT: sums in nano-units, as integers.
+# spark.transforms._FIXED_POINT (tests/unit/test_audit.py checks them equal; importing it here
+# would load pyspark for every audit): sums in nano-units, as integers.
 _FIXED_POINT = 1_000_000_000
 # The tag at the end of a file stem (p0-<first>-<last>-<time>-<tag>[-conflict-<digest>].<ext>).
 _TAG = re.compile(r"-([0-9a-f]{8})(?:" + re.escape(CONFLICT_MARKER) + r"[0-9a-f]{16})?\.[a-z.]+$")
@@ -268,6 +269,8 @@ def check_hub_bronze(settings: Settings, lake: _Lake) -> Check:
     after = missing["sequence_number"].to_numpy() > checkpoints[missing["partition"].to_numpy()]
     pending, lost = missing.filter(pa.array(after)), missing.filter(pa.array(~after))
     mine = pa.concat_tables([in_bronze, in_quarantine]).group_by(_HUB_KEY).aggregate([])
+    # The same event again in one container: a replayed batch with other boundaries (counts once).
+    copies = bronze.num_rows - in_bronze.num_rows + quarantine.num_rows - in_quarantine.num_rows
     check.counts = {
         "hub_events": hub.num_rows,
         "bronze_events": in_bronze.num_rows,
@@ -275,10 +278,7 @@ def check_hub_bronze(settings: Settings, lake: _Lake) -> Check:
         "lost": lost.num_rows,
         "doubled": doubled.num_rows,
         "pending": pending.num_rows,
-        "replayed_copies": bronze.num_rows
-        - in_bronze.num_rows
-        + quarantine.num_rows
-        - in_quarantine.num_rows,
+        "replayed_copies": copies,
         "not_in_hub": _semi(mine, hub, _HUB_KEY, anti=True).num_rows,
         "other_hub": bronze_other + quarantine_other,
     }
@@ -370,6 +370,12 @@ def check_bronze_silver(lake: _Lake, silver: pa.Table, silver_quarantine: pa.Tab
         "pending": [{"event_id": i} for i in pending.slice(0, EXAMPLES).to_pylist()],
     }
     check.examples["doubled"] = check.examples["doubled"][:EXAMPLES]
+    conflicts = sum(CONFLICT_MARKER in f for f in [*lake.bronze_files, *lake.quarantine_files])
+    if conflicts:
+        check.notes.append(
+            f"{conflicts:,} files were written under a conflict name (two hubs with the same namespace and "
+            "name write to this lake; their events are counted like any others): see docs/ingest.md"
+        )
     if check.counts["unexpected"]:
         check.notes.append("silver holds events that no bronze file holds (a bronze file deleted?)")
     if check.counts["pending"]:

@@ -23,7 +23,9 @@ Reconcile every layer with the one before it, over the same settings as the rest
                                 the silver quarantine
   silver -> gold                per window, event_count, the fixed-point sums (averages, total),
                                 minima and maxima recomputed from silver as the Spark job does
-  gold -> SQL                   every gold row equal to its SQL row, none missing or extra
+                                (compared within a relative 1e-12), no window missing or extra
+  gold -> SQL                   every gold row equal to its SQL row (doubles within a relative
+                                1e-9), none missing or extra
   per device                    deviceSeq gaps and repeats in silver (reported, not failed on)
 
 Events still on their way (not ingested yet, or in bronze files Spark has not read) count as

@@ -175,3 +175,10 @@ def test_warnings_do_not_fail_the_audit_but_a_failed_check_does() -> None:
     assert not report.ok
     assert report.as_json()["lost"] == 2
     assert report.as_json()["devices_with_gaps"] == 3
+
+
+def test_gold_is_recomputed_with_the_spark_jobs_fixed_point() -> None:
+    from pipeline import audit
+    from spark import transforms
+
+    assert audit._FIXED_POINT == transforms._FIXED_POINT
