@@ -92,7 +92,7 @@ def _print_details(console: Console, checks: list[Check]) -> None:
         for note in check.notes:
             console.print(f"{check.title}: {note}", highlight=False)
         for kind, examples in check.examples.items():
-            if examples and (check.counts.get(kind) or kind in ("gaps", "repeats", "doubled")):
+            if examples:  # only problems have examples
                 shown = ", ".join(json.dumps(e, default=str) for e in examples[:3])
                 more = f" (first {len(examples)} in --json)" if len(examples) > 3 else ""
                 console.print(f"{check.title}, {kind.replace('_', ' ')}: {shown}{more}", highlight=False)
