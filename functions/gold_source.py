@@ -37,14 +37,15 @@ def _parse_connection_string(connection_string: str) -> dict[str, str]:
 
 
 def storage_options_from_settings(
-    settings: Settings, token_provider: Callable[[], str] | None = None
+    settings: Settings, token_provider: Callable[[], str] | None = None, uri: str | None = None
 ) -> dict[str, str]:
     """Options for deltalake's object store, from settings only (secrets never from elsewhere).
 
     Order: a storage connection string (Azurite in tests), an account name and key, else a
     bearer token from DefaultAzureCredential (managed identity in Azure). Local paths need none.
+    ``uri`` is the table they are for (default: gold; the audit reads silver with them too).
     """
-    uri = settings.gold_table_uri
+    uri = settings.gold_table_uri if uri is None else uri
     if "://" not in uri or uri.startswith("file://"):
         return {}
     if settings.lake_connection_string:

@@ -30,12 +30,15 @@ import orjson
 from contract.bronze import QUARANTINE_FORMAT
 from functions.bronze import encode_bronze, encode_quarantine, file_name
 from functions.ingest_core import (
+    DEFAULT_HUB_TAG,
     UNKNOWN_SEQUENCE_NUMBER,
     EventColumns,
     as_utc,
+    hub_tag,
     process_batch,
 )
 from functions.lake import LakeStorage, lake_from_settings
+from functions.landing import BatchNameConflict, land
 from settings import Settings, load_settings
 
 logger = logging.getLogger("functions.ingest")
@@ -133,6 +136,7 @@ class IngestConfig:
     bronze_format: str = "jsonl"
     bronze_container: str = "bronze"
     quarantine_container: str = "quarantine"
+    hub: str = DEFAULT_HUB_TAG  # the event hub's tag in file names (functions.ingest_core.hub_tag)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
@@ -141,6 +145,7 @@ class IngestConfig:
             bronze_format=settings.bronze_format,
             bronze_container=settings.bronze_container,
             quarantine_container=settings.quarantine_container,
+            hub=hub_tag(settings.eventhub_name, settings.eventhub_namespace, settings.eventhub_connection),
         )
 
 
@@ -157,6 +162,7 @@ class BatchReport:
     duration_ms: float
     files: dict[str, str] = field(default_factory=dict)  # container -> path
     written: dict[str, bool] = field(default_factory=dict)  # container -> False when it existed
+    conflicts: dict[str, str] = field(default_factory=dict)  # container -> usual path holding other events
 
     def as_log(self) -> dict[str, Any]:
         return {
@@ -170,6 +176,7 @@ class BatchReport:
             "duration_ms": round(self.duration_ms, 3),
             "files": self.files,
             "replayed": [c for c, wrote in self.written.items() if not wrote],
+            "conflicts": self.conflicts,
         }
 
 
@@ -191,36 +198,53 @@ def handle_batch(
         The batch's counts and file names.
 
     Raises:
-        Exception: only when the storage fails; the batch is then retried whole, and the files
+        BatchNameConflict: a file name of this batch held other events; the batch was written
+            under a second name (nothing lost), and the invocation fails so that it is seen.
+        Exception: when the storage fails; the batch is then retried whole, and the files
             it already wrote are kept as they are (create-only).
     """
     started = time.perf_counter()
     partition_id, columns = columns_from_trigger(events)
     report = BatchReport(partition_id, len(events), 0, 0, {}, 0, 0.0)
     if columns is not None:
-        result = process_batch(columns, partition_id, config.stream, clock())
+        result = process_batch(columns, partition_id, config.stream, clock(), config.hub)
         report.valid, report.quarantined = len(result.bronze), len(result.quarantine)
         report.reasons, report.body_bytes = dict(result.reasons), result.body_bytes
         if result.bronze:
             path = f"{result.folder}/{file_name(result.file_stem, config.bronze_format)}"
             data = encode_bronze(result.bronze, config.bronze_format, result.file_stem)
-            _create(lake, config.bronze_container, path, data, report)
+            _create(lake, config.bronze_container, path, data, report, columns)
         if result.quarantine:
             path = f"{result.folder}/{file_name(result.file_stem, QUARANTINE_FORMAT)}"
-            _create(lake, config.quarantine_container, path, encode_quarantine(result.quarantine), report)
+            _create(
+                lake, config.quarantine_container, path, encode_quarantine(result.quarantine), report, columns
+            )
     report.duration_ms = (time.perf_counter() - started) * 1000
     summary = report.as_log()
     # A JSON message is what App Insights' traces keep verbatim; `extra` carries the same fields
     # as custom dimensions where an OpenTelemetry/Azure Monitor exporter is configured.
     logger.info("ingest_batch %s", json.dumps(summary, sort_keys=True), extra={"custom_dimensions": summary})
+    written_elsewhere = {c: report.files[c] for c in report.conflicts if report.written[c]}
+    if written_elsewhere:
+        # Loud once: a replay of this batch finds its second name holding it and succeeds.
+        raise BatchNameConflict(
+            "another batch's files already have this batch's names (two event hubs with the same "
+            f"namespace and name writing to this lake?): {report.conflicts}; this batch's events were "
+            f"written to {written_elsewhere} instead, nothing is lost"
+        )
     return report
 
 
-def _create(lake: LakeStorage, container: str, path: str, data: bytes, report: BatchReport) -> None:
-    """Write one file of the batch; on a storage failure, log it (one line per attempt) and raise."""
+def _create(
+    lake: LakeStorage, container: str, path: str, data: bytes, report: BatchReport, events: EventColumns
+) -> None:
+    """Write one file of the batch (or find it there: :func:`functions.landing.land`); on a
+    storage failure, log it (one line per attempt) and raise."""
     report.files[container] = path
     try:
-        report.written[container] = lake.create(container, path, data)
+        landing = land(lake, container, path, data, events)
+    except BatchNameConflict:
+        raise
     except Exception as exc:
         failure = {
             "event": "ingest_storage_failed",
@@ -237,6 +261,9 @@ def _create(lake: LakeStorage, container: str, path: str, data: bytes, report: B
             extra={"custom_dimensions": failure},
         )
         raise
+    report.files[container], report.written[container] = landing.path, landing.written
+    if landing.conflict_with is not None:
+        report.conflicts[container] = landing.conflict_with
 
 
 def columns_from_trigger(events: Sequence[func.EventHubEvent]) -> tuple[str | None, EventColumns | None]:

@@ -13,7 +13,19 @@ import sys
 from settings import SettingsError
 
 # In --help order: the main job first, then each stage, then the tools around them.
-COMMANDS = ["demo", "run", "status", "report", "ingest", "spark", "reprocess", "sync", "sql", "powerbi"]
+COMMANDS = [
+    "demo",
+    "run",
+    "status",
+    "audit",
+    "report",
+    "ingest",
+    "spark",
+    "reprocess",
+    "sync",
+    "sql",
+    "powerbi",
+]
 
 
 class UserError(Exception):
