@@ -41,6 +41,9 @@ QUARANTINE_KEY = [SOURCE_FILE_COLUMN, "partition_id", "sequence_number", "body"]
 WINDOW_MINUTES_PROPERTY = "weather.windowMinutes"
 # Properties every table is created with (see the module docstring).
 _COMMON_PROPERTIES = {"delta.enableDeletionVectors": "false"}
+# Silver's file statistics: event_id prunes the insert-only MERGE, event_time the reads of a day's
+# windows; statistics on every column made writing 1M rows cost 7.1 CPU-seconds instead of 6.1.
+_SILVER_STATS_COLUMNS = "event_id,event_time"
 _TXN_APP_ID = "spark.databricks.delta.write.txnAppId"
 _TXN_VERSION = "spark.databricks.delta.write.txnVersion"
 _USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
@@ -114,8 +117,9 @@ class DeltaTables:
             "delta.enableChangeDataFeed": "true",
             WINDOW_MINUTES_PROPERTY: str(self.window_minutes),
         }
+        silver_properties = {**_COMMON_PROPERTIES, "delta.dataSkippingStatsColumns": _SILVER_STATS_COLUMNS}
         for table, schema, partitioned_by, properties in [
-            (self.lake.silver_table, SILVER_SCHEMA, SILVER_PARTITION_COLUMN, _COMMON_PROPERTIES),
+            (self.lake.silver_table, SILVER_SCHEMA, SILVER_PARTITION_COLUMN, silver_properties),
             (self.lake.quarantine_table, QUARANTINE_SCHEMA, None, _COMMON_PROPERTIES),
             (self.lake.gold_table, GOLD_SCHEMA, None, gold_properties),
         ]:

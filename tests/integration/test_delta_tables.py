@@ -111,6 +111,9 @@ def test_tables_keep_deletion_vectors_off_whatever_the_platform_defaults_and_gol
 
     for table in (lake.silver_table, lake.quarantine_table, lake.gold_table):
         assert tables.table_properties(table)["delta.enableDeletionVectors"] == "false"
+    assert (
+        tables.table_properties(lake.silver_table)["delta.dataSkippingStatsColumns"] == "event_id,event_time"
+    )
     gold = tables.table_properties(lake.gold_table)
     assert gold["delta.enableChangeDataFeed"] == "true" and gold[WINDOW_MINUTES_PROPERTY] == "10"
     assert "deletionVectors" not in (DeltaTable(lake.gold_table).protocol().reader_features or [])
