@@ -150,15 +150,17 @@ def test_body_gets_exactly_the_reasons_in_the_table(body: bytes, reasons: tuple[
     assert verdict.valid == (not reasons)
 
 
-# The size limit is checked once, before either path; the slow path sees only bodies within it.
-_WITHIN_LIMIT = [c for c in CASES if c[2] != ("too_large",)]
+def reasons_of(outcome: str | contract.Verdict) -> tuple[str, ...]:
+    """A batch outcome's reasons: none for a valid body (its eventId), else its verdict's."""
+    return () if isinstance(outcome, str) else outcome.reasons
 
 
-@pytest.mark.parametrize(
-    ("body", "reasons"), [c[1:] for c in _WITHIN_LIMIT], ids=[c[0] for c in _WITHIN_LIMIT]
-)
-def test_slow_path_gives_the_same_reasons_as_the_table(body: bytes, reasons: tuple[str, ...]) -> None:
-    assert contract._slow_verdict(body, ENQUEUED).reasons == reasons
+@pytest.mark.parametrize(("body", "reasons"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_fast_path_gives_a_body_alone_the_reasons_in_the_table(body: bytes, reasons: tuple[str, ...]) -> None:
+    [validated] = contract.validate_batch([body], [ENQUEUED])
+    [parsed] = contract.parse_batch([body], [ENQUEUED]).outcomes
+    assert reasons_of(validated) == reasons
+    assert reasons_of(parsed) == reasons
 
 
 def test_valid_verdict_carries_event_id_and_parsed_time() -> None:
@@ -184,8 +186,9 @@ def test_fields_follow_the_schema_file() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The fast path only ever says "valid"; whenever it does, the slow path must agree, and for every
-# other body the answer is the slow path's. Hypothesis mixes valid values with every kind of bad.
+# The fast path (contract.fast_path) only ever says "valid"; whenever it does, the plain path
+# (contract.validate_event) must agree, and for every other body the answer is the plain path's.
+# Hypothesis mixes valid values with every kind of bad.
 
 _valid_values: dict[str, st.SearchStrategy[Any]] = {
     "eventId": st.text(min_size=1, max_size=64),
@@ -234,12 +237,18 @@ def event_bodies(draw: st.DrawFn) -> bytes:
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(body=event_bodies())
-def test_fast_path_and_slow_path_agree(body: bytes) -> None:
-    fast = contract.validate_event(body, ENQUEUED)
-    slow = contract._slow_verdict(body, ENQUEUED)
-    assert fast.reasons == slow.reasons
-    assert fast.event_id == slow.event_id
-    assert fast.event_time == slow.event_time
+def test_fast_path_and_plain_path_agree(body: bytes) -> None:
+    plain = contract.validate_event(body, ENQUEUED)
+    parsed = contract.parse_batch([body], [ENQUEUED])
+    [fast] = parsed.outcomes
+    [validated] = contract.validate_batch([body], [ENQUEUED])
+    assert reasons_of(fast) == reasons_of(validated) == plain.reasons
+    assert (fast if isinstance(fast, str) else fast.event_id) == plain.event_id
+    assert (validated if isinstance(validated, str) else validated.event_id) == plain.event_id
+    if plain.valid:
+        assert parsed.event_times == [plain.event_time]
+    else:
+        assert fast == validated == plain
 
 
 def test_parse_batch_gives_validate_batchs_outcomes_and_each_valid_bodys_values() -> None:

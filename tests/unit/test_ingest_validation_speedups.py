@@ -8,11 +8,12 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import contract
+from contract.fast_path import PATTERN_CHECKS
 
 TIME_PATTERN = contract.FIELDS_BY_NAME["eventTime"].pattern
 LOCATION_PATTERN = contract.FIELDS_BY_NAME["location"].pattern
 assert TIME_PATTERN is not None and LOCATION_PATTERN is not None
-FAST = dict(contract._FAST_PATTERNS)
+FAST = dict(PATTERN_CHECKS)
 
 digits = st.sampled_from("0123456789٣²")  # ASCII digits plus two that are digits only to Unicode
 time_like = st.lists(
