@@ -13,15 +13,20 @@ extra fields, after Capture's. JSON lines keep one flat object per event with RF
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 #: File formats of bronze (valid events); quarantine files are always JSON lines.
 FORMATS: tuple[str, ...] = ("jsonl", "jsonl.gz", "avro")
 QUARANTINE_FORMAT = "jsonl"
+#: How a quarantine record's ``BodyEncoding`` says its ``Body`` is spelled: the body's own text
+#: when it is UTF-8, else base64 of its bytes.
+BODY_UTF8 = "utf8"
+BODY_BASE64 = "base64"
 
 # Reason codes of records the Spark job cannot take from bronze at all (beside the contract's
-# per-event codes in contract.REASON_CODES).
+# per-event codes in contract.event).
 BRONZE_MALFORMED = "bronze_malformed"  # a record that is not a readable envelope with a body
 BRONZE_RESCUED = "bronze_rescued"  # Auto Loader rescued an envelope field that did not fit the schema
 # A file whose readable records are not the ones it was written with (truncated, cut, damaged):
@@ -36,13 +41,30 @@ class EnvelopeField:
     """One field of a bronze record, as JSON lines name it.
 
     ``kind`` is one of ``long``, ``string``, ``optional_string`` (may be null), ``time`` (RFC 3339
-    UTC text with milliseconds), ``properties`` (a map of property values) and ``body`` (the raw
-    body: bytes in Avro, UTF-8 text in JSON lines).
+    UTC text with milliseconds, :func:`rfc3339_ms`), ``properties`` (a map of property values)
+    and ``body`` (the raw body: bytes in Avro, UTF-8 text in JSON lines).
     """
 
     name: str
     kind: str
     doc: str
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Return an aware UTC time; a naive one is taken as UTC, as the Functions host's naive times are."""
+    tz = moment.tzinfo
+    if tz is UTC:
+        return moment
+    if tz is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def rfc3339_ms(moment: datetime) -> str:
+    """A time as the envelope spells it (``time`` fields): RFC 3339 UTC with milliseconds,
+    ``2026-11-22T07:43:20.123Z``. A naive time is taken as UTC."""
+    # isoformat of an aware UTC time ends in "+00:00": the cheapest exact way (a hot spot).
+    return as_utc(moment).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 #: The envelope in its documented order (docs/architecture.md "Bronze records").

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import operator
 import struct
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from isal import isal_zlib
@@ -37,7 +38,7 @@ from contract.bronze import (
     EXACT_ENQUEUED_TIME,
     RECORDS_IN_FILE,
 )
-from functions.ingest_core import BronzeBatch
+from functions.records import BronzeBatch
 
 _SCHEMA_JSON = json.dumps(AVRO_SCHEMA, separators=(",", ":"))
 _MAGIC = b"Obj\x01"
@@ -92,6 +93,15 @@ def encode_longs(values: Sequence[int]) -> list[bytes]:
         return list(map(_SMALL.__getitem__, values))
     if low < 0 or high >= 2**62:
         return list(map(encode_long, values))
+    if low >= _TABLE_SIZE:  # all large (epoch milliseconds, sequence numbers): C-level maps only
+        count = len(values)
+        zigzag = list(map(operator.lshift, values, itertools.repeat(1, count)))
+        high_parts = list(map(operator.rshift, zigzag, itertools.repeat(14, count)))
+        highs = {h: _uvarint(h) for h in set(high_parts)}
+        low_parts = map(operator.and_, zigzag, itertools.repeat(0x3FFF, count))
+        return list(
+            map(bytes.__add__, map(_LOW_GROUPS.__getitem__, low_parts), map(highs.__getitem__, high_parts))
+        )
     highs = {h: _uvarint(h) for h in {(v << 1) >> 14 for v in values}}
     low_groups, small = _LOW_GROUPS, _SMALL
     return [
@@ -211,33 +221,36 @@ def epoch_millis(rfc3339: str) -> int:
 _MILLISECOND = datetime.resolution * 1000
 
 
-class _SecondTexts:
-    """Capture's text and epoch seconds per distinct second of a batch's RFC 3339 times."""
+def _enqueued_columns(texts: Sequence[str]) -> tuple[list[bytes], list[int]]:
+    """Capture's text (encoded) and the epoch milliseconds of each envelope time.
 
-    __slots__ = ("_seen",)
-
-    def __init__(self) -> None:
-        self._seen: dict[str, tuple[bytes, int]] = {}
-
-    def __call__(self, rfc3339: str) -> tuple[bytes, int]:
-        second = rfc3339[:19]
-        found = self._seen.get(second)
-        if found is None:
-            moment = _utc(second + "Z")
-            seconds = (moment - _EPOCH).days * 86400 + (moment - _EPOCH).seconds
-            found = self._seen[second] = (encode_string(capture_time_text(moment)), seconds)
-        return found
-
-
-def _milliseconds(texts: Sequence[str], seconds: Sequence[int]) -> list[int]:
-    # The envelope's times end in ".mmmZ" (rfc3339_ms); anything else is parsed whole.
+    The envelope's times are ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (rfc3339_ms): both are worked out once
+    per distinct second (a batch spans a few) and the milliseconds added, column by column; a
+    time of any other shape is parsed whole (:func:`epoch_millis`).
+    """
+    seconds = list(map(_SECOND_TEXT, texts))
+    capture, second_millis = {}, {}
+    for second in set(seconds):
+        moment = _utc(second + "Z")
+        capture[second] = encode_string(capture_time_text(moment))
+        second_millis[second] = (moment - _EPOCH) // _SECOND * 1000
+    captured = list(map(capture.__getitem__, seconds))
     try:
-        return [
-            s * 1000 + int(t[20:23]) if len(t) == 24 else epoch_millis(t)
+        if set(map(len, texts)) <= {24}:
+            parts = map(int, map(_MILLISECOND_TEXT, texts))
+            return captured, list(map(operator.add, map(second_millis.__getitem__, seconds), parts))
+        millis = [
+            second_millis[s] + int(t[20:23]) if len(t) == 24 else epoch_millis(t)
             for t, s in zip(texts, seconds, strict=True)
         ]
     except ValueError:
-        return [epoch_millis(t) for t in texts]
+        millis = [epoch_millis(t) for t in texts]
+    return captured, millis
+
+
+_SECOND = timedelta(seconds=1)
+_SECOND_TEXT = operator.itemgetter(slice(0, 19))
+_MILLISECOND_TEXT = operator.itemgetter(slice(20, 23))
 
 
 def _system_maps(
@@ -298,11 +311,8 @@ def avro_container(batch: BronzeBatch, marker: bytes) -> bytes:
     bodies = batch.bodies
     if set(map(type, bodies)) - {bytes}:
         raise TypeError("an Avro bytes field needs bytes")
-    seconds = _SecondTexts()
-    capture_texts, epoch_seconds = (
-        zip(*map(seconds, batch.enqueued_times), strict=True) if count else ((), ())
-    )
-    millis = encode_longs(_milliseconds(batch.enqueued_times, epoch_seconds))
+    capture_texts, epoch_millis = _enqueued_columns(batch.enqueued_times)
+    millis = encode_longs(epoch_millis)
     # The fields in schema order, one column each (most strings as two: lengths, then bytes).
     columns = (
         encode_longs(batch.sequence_numbers),

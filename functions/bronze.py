@@ -1,7 +1,8 @@
 """Bronze and quarantine files: encoding (JSON lines, gzip, Avro) and reading them back.
 
-The file layout and record fields are the ones docs/architecture.md "Bronze records" documents;
-Spark reads what this module writes, so change them only together with that page.
+The record fields are the ones docs/architecture.md "Bronze records" documents (defined in
+:mod:`contract.bronze`); Spark reads what this module writes. File names and folders are
+:mod:`contract.lake_layout`'s.
 """
 
 from __future__ import annotations
@@ -20,19 +21,12 @@ from isal import igzip
 
 from contract.bronze import FORMATS, RECORD_FIELDS, RECORDS_IN_FILE
 from functions.avro import avro_container, envelope_record
-from functions.ingest_core import BronzeBatch, BronzeRecord, QuarantineRecord, string_map
+from functions.records import BronzeBatch, BronzeRecord, QuarantineRecord, string_map
 
 # gzip's header carries a time stamp; a fixed one keeps a batch's file bytes a function of its
 # records. ISA-L's gzip at level 1 (of 0-3): over 10x faster than zlib's default level 6 on
 # bronze, files about 15% larger; any gzip reader reads them. (Avro: see functions.avro.)
 _GZIP_LEVEL = 1
-
-
-def file_name(file_stem: str, fmt: str) -> str:
-    """The file name for a batch's file stem in a format (``p0-...-....jsonl``)."""
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown bronze format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    return f"{file_stem}.{fmt}"
 
 
 # One bronze JSON line: the record's fields in their order (contract/bronze.py), with the body as
@@ -128,11 +122,3 @@ def decode_bronze(data: bytes, fmt: str) -> list[dict[str, Any]]:
 def decode_jsonl(data: bytes) -> list[dict[str, Any]]:
     """Read a JSON lines file (quarantine files, or uncompressed bronze) as dicts."""
     return [orjson.loads(line) for line in data.splitlines() if line.strip()]
-
-
-def format_of(name: str) -> str:
-    """The format a bronze or quarantine file name says (by its extension)."""
-    for fmt in sorted(FORMATS, key=len, reverse=True):
-        if name.endswith("." + fmt):
-            return fmt
-    raise ValueError(f"{name!r} is not a bronze or quarantine file name")

@@ -27,7 +27,6 @@ lost, doubled, unexpected (downstream with no upstream) or pending, and SQL equa
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -41,10 +40,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from contract.gold import GOLD_COLUMN_TYPES, GOLD_COLUMNS, GOLD_KEY
+from contract.lake_layout import CONFLICT_MARKER, parse_path
 from functions.gold_source import storage_options_from_settings
 from functions.ingest_core import hub_tag
 from functions.lake import LakeStorage, lake_from_settings
-from functions.landing import CONFLICT_MARKER
 from pipeline.layers import (
     FILE_COLUMN,
     SqlReader,
@@ -67,8 +66,6 @@ _ABS_TOL = 1e-9
 # spark.transforms._FIXED_POINT (tests/unit/test_audit.py checks them equal; importing it here
 # would load pyspark for every audit): sums in nano-units, as integers.
 _FIXED_POINT = 1_000_000_000
-# The tag at the end of a file stem (p0-<first>-<last>-<time>-<tag>[-conflict-<digest>].<ext>).
-_TAG = re.compile(r"-([0-9a-f]{8})(?:" + re.escape(CONFLICT_MARKER) + r"[0-9a-f]{16})?\.[a-z.]+$")
 _HUB_KEY = ["partition", "sequence_number", "enqueued_ms"]
 _MAX_PARTITIONS = 4096  # the embedded hub's limit (Event Hubs allows 2048)
 _GOLD_KEY = list(GOLD_KEY)
@@ -222,7 +219,7 @@ def _read_lake(lake: LakeStorage, settings: Settings) -> _Lake:
 def _hub_keys(records: pa.Table, files: list[str], tag: str) -> tuple[pa.Table, int]:
     """Records named for hub ``tag`` (or with no tag: older names) as hub keys plus ``file``;
     and how many records are of other hubs (or carry no partition id)."""
-    tags = [(m.group(1) if (m := _TAG.search(f)) else None) for f in files]
+    tags = [name.name.hub_tag if (name := parse_path(f)) else None for f in files]
     ours = np.array([t in (tag, None) for t in tags] or [False], dtype=bool)
     mine = pc.and_(
         pa.array(ours[records[FILE_COLUMN].to_numpy()] if records.num_rows else [], pa.bool_()),
@@ -370,7 +367,11 @@ def check_bronze_silver(lake: _Lake, silver: pa.Table, silver_quarantine: pa.Tab
         "pending": [{"event_id": i} for i in pending.slice(0, EXAMPLES).to_pylist()],
     }
     check.examples["doubled"] = check.examples["doubled"][:EXAMPLES]
-    conflicts = sum(CONFLICT_MARKER in f for f in [*lake.bronze_files, *lake.quarantine_files])
+    conflicts = sum(
+        any(marker == CONFLICT_MARKER for marker, _ in name.name.suffixes)
+        for f in [*lake.bronze_files, *lake.quarantine_files]
+        if (name := parse_path(f))
+    )
     if conflicts:
         check.notes.append(
             f"{conflicts:,} files were written under a conflict name (two hubs with the same namespace and "

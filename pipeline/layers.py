@@ -34,13 +34,12 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 from isal import igzip
 
-from contract.bronze import FORMATS
-from functions.bronze import decode_bronze, format_of
+from contract.lake_layout import format_of, is_data_file
+from functions.bronze import decode_bronze
 from functions.lake import LakeStorage
 from settings import Settings
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-_LAKE_SUFFIXES = (".jsonl", ".jsonl.gz", ".avro")
 
 
 @dataclass(frozen=True)
@@ -127,7 +126,7 @@ def lake_files(settings: Settings, container: str) -> list[Path]:
         p
         for p in root.rglob("*")
         # Writers create a temp file starting with `_` and hard-link it into place: skip temps.
-        if p.is_file() and not p.name.startswith(("_", ".")) and p.name.endswith(_LAKE_SUFFIXES)
+        if p.is_file() and is_data_file(p.name)
     ]
     return sorted(files)
 
@@ -204,11 +203,7 @@ class LakeRecords:
 def lake_data_files(lake: LakeStorage, container: str, stream: str) -> list[str]:
     """The finished bronze or quarantine files of a stream in a container, sorted (temps skipped)."""
     names = lake.list(container, f"{stream}/")
-    return [n for n in names if not n.rsplit("/", 1)[-1].startswith(("_", ".")) and _is_data_file(n)]
-
-
-def _is_data_file(name: str) -> bool:
-    return any(name.endswith("." + fmt) for fmt in FORMATS)
+    return [n for n in names if is_data_file(n)]
 
 
 def lake_table(lake: LakeStorage, container: str, stream: str, fields: Sequence[str]) -> LakeRecords:

@@ -23,7 +23,8 @@ from azure.storage.blob import BlobServiceClient
 from deltalake import write_deltalake
 
 from contract.gold import GOLD_COLUMN_TYPES
-from functions.bronze import decode_bronze, format_of
+from contract.lake_layout import format_of
+from functions.bronze import decode_bronze
 from functions.lake import lake_from_settings
 from pipeline.audit import SILVER_TYPES, run_audit
 from pipeline.host import LocalFunctionsHost

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from functions.ingest import IngestConfig, handle_batch
+from functions.ingest import handle_batch
+from functions.ingest_core import IngestConfig
 from functions.lake import BlobLake, lake_from_settings
 from functions.landing import BatchNameConflict
 from pipeline.host import LocalFunctionsHost

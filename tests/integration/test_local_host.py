@@ -17,7 +17,8 @@ import pytest
 from azure.eventhub import EventData
 
 import functions.ingest as ingest_module
-from functions.bronze import decode_bronze, decode_jsonl, format_of
+from contract.lake_layout import format_of
+from functions.bronze import decode_bronze, decode_jsonl
 from functions.ingest_core import original_body
 from functions.lake import LakeStorage, LocalLake
 from localhub import LocalConsumer, LocalEventHub, LocalProducerClient

@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 from azure.functions import FunctionApp
 
-from functions.bronze import decode_bronze, decode_jsonl, format_of
+from contract.lake_layout import format_of
+from functions.bronze import decode_bronze, decode_jsonl
 from functions.lake import LakeStorage, LocalLake
 from localhub import LocalConsumer, LocalEventHub
 from pipeline.host import HostError, LocalFunctionsHost, trigger_metadata

@@ -16,13 +16,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import contract
-from contract.bronze import AVRO_SCHEMA
+from contract.bronze import AVRO_SCHEMA, rfc3339_ms
 from functions.avro import capture_record, envelope_record
 from functions.bronze import decode_bronze, encode_bronze
-from functions.ingest import columns_from_trigger, trigger_metadata
-from functions.ingest_core import BatchTimeFormatter, BronzeBatch, rfc3339_ms, string_map
+from functions.eventhub_trigger import columns_from_trigger
+from functions.fast_columns import BatchTimeFormatter
+from functions.records import BronzeBatch, string_map
 from tests.unit.test_contract import CASES, ENQUEUED, body_with, event_bodies
-from tests.unit.test_ingest_function import good_body, worker_batch
+from tests.unit.test_ingest_function import good_body, host_metadata, worker_batch
 
 # ---------------------------------------------------------------------------------------------
 # contract.validate_batch == contract.validate_event, body by body
@@ -72,7 +73,6 @@ def test_event_time_in_the_future_of_its_own_enqueued_time_only_is_caught_in_a_b
 
 def test_body_with_bad_utf8_in_an_unknown_field_is_refused_as_utf8() -> None:
     body = body_with(note="@@").replace(b"@@", b"\xff\xfe")
-    assert contract._slow_verdict(body, ENQUEUED).reasons == ("utf8",)
     assert contract.validate_event(body, ENQUEUED).reasons == ("utf8",)
     [outcome] = contract.validate_batch([body], [ENQUEUED])
     assert isinstance(outcome, contract.Verdict) and outcome.reasons == ("utf8",)
@@ -289,21 +289,29 @@ def test_batch_time_formatter_formats_as_rfc3339_ms(first: datetime, steps: list
     assert BatchTimeFormatter(first).format_all(moments) == [rfc3339_ms(m) for m in moments]
 
 
-def test_trigger_metadata_reads_what_the_metadata_property_decodes() -> None:
+def test_columns_carry_the_metadata_propertys_application_properties_and_partition() -> None:
     properties = [{"source": "sim", "n": 3, "f": 1.5}, {}, {"flag": True, "list": [1, "a"], "none": None}]
     events = worker_batch([good_body("a"), b"not json", good_body("c")], properties=properties)
-    read = trigger_metadata(events[0])
-    full = events[0].metadata
-    assert full is not None
-    assert read.keys() == {"SystemPropertiesArray", "PropertiesArray", "PartitionContext"}
-    for name, value in read.items():
-        assert json.dumps(value, sort_keys=True) == json.dumps(full[name], sort_keys=True)
+    partition, columns = columns_from_trigger(events)
+    assert columns is not None
+    assert partition == "0"
+    assert list(columns.properties) == properties
+    assert list(columns.sequence_numbers) == [0, 1, 2]
 
 
 def test_batch_without_trigger_metadata_reads_as_empty() -> None:
-    events = worker_batch([good_body("a")])
-    events[0]._EventHubEvent__trigger_metadata = None  # type: ignore[attr-defined]
-    assert trigger_metadata(events[0]) == {}
+    event = func.EventHubEvent(
+        body=good_body("a"),
+        trigger_metadata=None,
+        enqueued_time=datetime(2026, 11, 22, 7, tzinfo=UTC),
+        sequence_number=4,
+        offset="2048",
+    )
+    partition, columns = columns_from_trigger([event])
+    assert columns is not None
+    assert partition is None
+    assert (list(columns.properties), list(columns.system_properties)) == ([{}], [{}])
+    assert (list(columns.sequence_numbers), list(columns.offsets)) == ([4], ["2048"])
 
 
 def test_property_values_keep_the_type_the_producer_sent() -> None:
@@ -325,17 +333,25 @@ def test_other_system_properties_are_kept_and_promoted_ones_dropped() -> None:
     assert list(columns.offsets) == ["0", "512"]
 
 
-def test_raw_metadata_datum_that_is_not_json_is_read_as_the_library_reads_it() -> None:
-    events = worker_batch([good_body("a")])
-    raw = events[0]._EventHubEvent__trigger_metadata  # type: ignore[attr-defined]
-    raw["PartitionContext"] = meta.Datum('{"PartitionId": "7"}', "string")
-    assert trigger_metadata(events[0])["PartitionContext"] == '{"PartitionId": "7"}'
+def test_metadata_datum_that_is_not_json_is_read_as_the_library_reads_it() -> None:
+    metadata = host_metadata([good_body("a")])
+    metadata["PartitionContext"] = meta.Datum('{"PartitionId": "7"}', "string")
+    events = [hub_event(good_body("a"), 1, [{}], metadata=metadata)]
+    assert events[0].metadata is not None
+    assert events[0].metadata["PartitionContext"] == '{"PartitionId": "7"}'
     assert columns_from_trigger(events)[0] == "7"
 
 
-def hub_event(body: bytes, number: int, system: list[dict[str, Any]], key: str | None = None) -> Any:
+def hub_event(
+    body: bytes,
+    number: int,
+    system: list[dict[str, Any]],
+    key: str | None = None,
+    metadata: dict[str, meta.Datum] | None = None,
+) -> Any:
     """One event of a batch whose trigger metadata holds ``system`` (the worker's shape)."""
-    metadata = {"SystemPropertiesArray": meta.Datum(json.dumps(system), "json")}
+    if metadata is None:
+        metadata = {"SystemPropertiesArray": meta.Datum(json.dumps(system), "json")}
     return func.EventHubEvent(
         body=body,
         trigger_metadata=metadata,
@@ -349,7 +365,7 @@ def hub_event(body: bytes, number: int, system: list[dict[str, Any]], key: str |
 @pytest.mark.parametrize(
     ("system", "expected_keys", "expected_partition"),
     [
-        # Promoted keys only, null partition keys: the short cut, nothing taken from the array.
+        # Promoted keys only, null partition keys: nothing taken from the array.
         ([{"SequenceNumber": 1, "PartitionKey": None}, {"x-opt-offset": 2}], [None, None], None),
         # A partition key only the array has: taken from it (as the full decoding does).
         ([{"PartitionKey": "oslo"}, {"PartitionKey": None}], ["oslo", None], None),
@@ -357,7 +373,7 @@ def hub_event(body: bytes, number: int, system: list[dict[str, Any]], key: str |
         ([{"PartitionId": "4"}, {"PartitionId": "4"}], [None, None], "4"),
     ],
 )
-def test_system_properties_array_short_cut_reads_what_the_full_decoding_reads(
+def test_system_properties_array_gives_missing_keys_the_partition_id_and_other_properties(
     system: list[dict[str, Any]], expected_keys: list[str | None], expected_partition: str | None
 ) -> None:
     events = [hub_event(good_body("a"), 1, system), hub_event(good_body("b"), 2, system)]
@@ -373,11 +389,13 @@ class _EventSubclass(func.EventHubEvent):
 
 
 def test_columns_of_a_subclassed_event_batch_equal_those_of_the_worker_batch() -> None:
-    events = worker_batch([good_body("a"), good_body("b")], first_seq=7, properties=[{"k": "v"}, {}])
+    bodies, properties = [good_body("a"), good_body("b")], [{"k": "v"}, {}]
+    events = worker_batch(bodies, first_seq=7, properties=properties)
+    metadata = host_metadata(bodies, first_seq=7, properties=properties)
     copies = [
         _EventSubclass(
             body=e.get_body(),
-            trigger_metadata=e._EventHubEvent__trigger_metadata,  # type: ignore[attr-defined]
+            trigger_metadata=metadata,
             enqueued_time=e.enqueued_time,
             partition_key=e.partition_key,
             sequence_number=e.sequence_number,

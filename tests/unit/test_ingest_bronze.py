@@ -12,14 +12,7 @@ import pytest
 
 from contract.bronze import AVRO_FIELD_NAMES, AVRO_SCHEMA, AVRO_SCHEMA_FILE
 from functions.avro import capture_record
-from functions.bronze import (
-    decode_bronze,
-    decode_jsonl,
-    encode_bronze,
-    encode_quarantine,
-    file_name,
-    format_of,
-)
+from functions.bronze import decode_bronze, decode_jsonl, encode_bronze, encode_quarantine
 from functions.lake import LocalLake
 
 RECORDS = [
@@ -152,14 +145,6 @@ def test_quarantine_is_json_lines_with_property_values_as_text() -> None:
     [read] = decode_jsonl(encode_quarantine([record]))  # type: ignore[list-item]
 
     assert read == {**record, "Properties": {"source": "sim", "n": "3", "ok": "true", "none": "null"}}
-
-
-def test_file_names_and_formats_round_trip() -> None:
-    assert file_name("p0-1-2", "jsonl.gz") == "p0-1-2.jsonl.gz"
-    assert format_of("x/p0-1-2.jsonl.gz") == "jsonl.gz"
-    assert format_of("p0-1-2.avro") == "avro"
-    with pytest.raises(ValueError):
-        file_name("p0-1-2", "parquet")
 
 
 def test_local_lake_creates_a_file_once_and_never_replaces_it(tmp_path: Path) -> None:

@@ -11,18 +11,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from contract.bronze import rfc3339_ms
+from contract.lake_layout import batch_folder
 from functions.ingest_core import (
     EventColumns,
     HubEvent,
     batch_file_stem,
-    batch_folder,
     holds_events_of,
     hub_tag,
     original_body,
     process_batch,
-    rfc3339_ms,
-    string_map,
 )
+from functions.records import string_map
 
 ENQUEUED = datetime(2026, 11, 22, 7, 43, 20, 123456, tzinfo=UTC)
 INGESTED = datetime(2026, 11, 22, 7, 45, 0, tzinfo=UTC)

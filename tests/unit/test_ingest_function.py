@@ -15,7 +15,8 @@ from azure.functions import meta
 from azure.functions.eventhub import EventHubTriggerConverter
 
 from functions.bronze import decode_bronze, decode_jsonl
-from functions.ingest import IngestConfig, handle_batch
+from functions.ingest import handle_batch
+from functions.ingest_core import IngestConfig
 from functions.lake import LakeStorage, LocalLake
 from functions.landing import BatchNameConflict
 from settings import Settings
@@ -53,6 +54,18 @@ def worker_batch(
     bodies: list[bytes], first_seq: int = 0, partition: str | None = "0", properties: list[dict] | None = None
 ) -> list[func.EventHubEvent]:
     """What the Python worker hands a cardinality-many function, built from host-style metadata."""
+    metadata = host_metadata(bodies, first_seq, partition, properties)
+    events = EventHubTriggerConverter.decode(
+        meta.Datum(_Bodies(bodies), "collection_bytes"), trigger_metadata=metadata
+    )
+    assert isinstance(events, list)
+    return events
+
+
+def host_metadata(
+    bodies: list[bytes], first_seq: int = 0, partition: str | None = "0", properties: list[dict] | None = None
+) -> dict[str, meta.Datum]:
+    """The trigger metadata the host sends with such a batch (what worker_batch decodes)."""
     system = [
         {
             "x-opt-sequence-number": first_seq + i,
@@ -71,11 +84,7 @@ def worker_batch(
     if partition is not None:
         context = {"EventHubName": "weather", "ConsumerGroup": "ingest", "PartitionId": partition}
         metadata["PartitionContext"] = meta.Datum(json.dumps(context), "json")
-    events = EventHubTriggerConverter.decode(
-        meta.Datum(_Bodies(bodies), "collection_bytes"), trigger_metadata=metadata
-    )
-    assert isinstance(events, list)
-    return events
+    return metadata
 
 
 @pytest.fixture()
