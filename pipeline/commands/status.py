@@ -44,6 +44,14 @@ def status_table(counts: LayerCounts, title: str = "Pipeline status") -> Table:
         table.add_row("silver quarantine rows", f"{counts.silver_quarantine:,}", "rejected by the Spark job")
     version = "no table yet" if counts.gold_version is None else f"Delta version {counts.gold_version}"
     table.add_row("gold rows", f"{counts.gold:,}", version)
+    spark = counts.spark
+    table.add_row(
+        "Spark job writes",
+        f"{spark.commits:,}",
+        f"silver +{spark.silver_inserted:,}, duplicates skipped {spark.duplicates_skipped:,}, "
+        f"quarantined {spark.quarantined:,}, gold windows merged {spark.gold_windows_merged:,} "
+        "(Delta operation metrics)",
+    )
     table.add_row("SQL rows", f"{counts.sql:,}", "")
     synced = (
         "never synced"
