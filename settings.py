@@ -295,7 +295,8 @@ class Settings:
             try:
                 check(self)
             except SettingsError as exc:
-                problems.append(str(exc))
+                if str(exc) not in problems:  # LOCAL_LAKE_PATH's default fails with PIPELINE_HOME's error
+                    problems.append(str(exc))
         if problems:
             raise SettingsError("; ".join(problems))
 
@@ -324,6 +325,12 @@ _CHECKS: dict[str, Callable[[Settings], object]] = {
     "SQL_TABLE": lambda s: s.sql_table,
     "SYNC_SCHEDULE": lambda s: s.sync_schedule,
 }
+
+
+def debug_requested(environ: Mapping[str, str] | None = None) -> bool:
+    """``PIPELINE_DEBUG`` is set (environment only: it must work when local.settings.json does not)."""
+    value = (os.environ if environ is None else environ).get("PIPELINE_DEBUG", "")
+    return value.strip().lower() not in ("", "0", "false", "no")
 
 
 def load_settings(

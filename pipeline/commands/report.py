@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from rich.console import Console
-
+from pipeline import preflight
+from pipeline.cli import add_home_arguments, make_console
+from pipeline.commands import status
 from pipeline.report import write_report
-from settings import load_settings
 
 
 def register(subparsers: Any) -> None:
@@ -21,12 +21,13 @@ def register(subparsers: Any) -> None:
             "inline) and reports/gold_temperature.png. Existing report files there are replaced."
         ),
     )
-    parser.set_defaults(handler=handle)
+    add_home_arguments(parser)
+    parser.set_defaults(handler=handle, uses=status.USES)
 
 
 def handle(args: argparse.Namespace) -> int:
-    settings = load_settings()
-    console = Console()
+    settings = preflight.settings_for(args)
+    console = make_console()
     with console.status("reading the layers and drawing the charts…"):
         files = write_report(settings)
     console.print(f"report: {files.html}\nchart:  {files.png}")
