@@ -14,9 +14,9 @@ import logging
 import os
 import sys
 import traceback
-from contextlib import nullcontext
 from typing import Any
 
+from pipeline import history
 from pipeline.cli import Interrupted, UserError
 from settings import Settings, SettingsError
 
@@ -36,8 +36,10 @@ def run_command(args: argparse.Namespace, command_line: str) -> int:
     settings: Settings | None = None
     try:
         settings = prepare(args)
-        lock = state_lock(settings.home, command_line) if getattr(args, "writes", False) else nullcontext()
-        with lock:
+        if not getattr(args, "writes", False):
+            return int(args.handler(args) or 0)
+        with state_lock(settings.home, command_line):
+            history.record_run(settings, command_line)
             return int(args.handler(args) or 0)
     except Interrupted as exc:
         _trace_if(args)

@@ -12,14 +12,12 @@ after its current micro-batch, a second one leaves at once (see :func:`interrupt
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 from rich.console import Console
@@ -32,12 +30,11 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from pipeline import layers
+from pipeline import history, layers
 from pipeline.cli import Interrupted
 from settings import Settings
 
 T = TypeVar("T")
-LAG_FILE = "lag.jsonl"  # under $PIPELINE_HOME: one sample per line, appended by continuous `run`
 
 # Settings that would point a run away from the embedded defaults under its own home.
 LOCATION_OVERRIDES = (
@@ -265,7 +262,7 @@ class Lag:
         )
 
     def record(self, previous: Lag | None) -> dict[str, Any]:
-        """The sample as one ``lag.jsonl`` object (documented in docs/architecture.md)."""
+        """The sample as one line of ``lag.jsonl`` (see :mod:`pipeline.history`)."""
         fields = asdict(self)
         del fields["at"]  # monotonic seconds: meaningless outside this process
         return {
@@ -274,27 +271,6 @@ class Lag:
             "events_per_second": round(self.rate(previous), 1),
             "sync_lag_versions": self.sync_lag_versions,
         }
-
-
-def append_lag(path: Path, sample: Lag, previous: Lag | None) -> None:
-    """Append one sample to the state folder's lag history (one JSON object per line)."""
-    with path.open("a", encoding="utf-8") as out:
-        out.write(json.dumps(sample.record(previous)) + "\n")
-
-
-def read_lag(path: Path) -> list[dict[str, Any]]:
-    """Every sample recorded in ``path`` (none when it does not exist); unreadable lines are skipped."""
-    if not path.is_file():
-        return []
-    samples = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            sample = json.loads(line)
-        except ValueError:  # a line cut short by a crash mid-write
-            continue
-        if isinstance(sample, dict) and layers.parse_utc(sample.get("at_utc")) is not None:
-            samples.append(sample)
-    return samples
 
 
 def sample_lag(settings: Settings) -> Lag:
@@ -364,14 +340,14 @@ def run_continuous(
     for thread in threads:
         thread.start()
     previous: Lag | None = None
-    history = settings.home / LAG_FILE
+    lag_file = settings.home / history.LAG_FILE
     try:
         while not stop.wait(interval):
             try:
                 current = sample_lag(settings)
             except Exception:  # a table mid-commit can fail to read; skip this sample
                 continue
-            append_lag(history, current, previous)
+            history.append(lag_file, current.record(previous))
             if on_line is not None:
                 on_line(current.line(previous))
             previous = current

@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.table import Table
 
-from pipeline import orchestrate, preflight, report
+from pipeline import history, orchestrate, preflight, report
 from pipeline.cli import Interrupted, UserError, make_console
 from pipeline.commands.run import USES as RUN_USES
 from pipeline.statelock import state_lock
@@ -124,6 +124,7 @@ def handle(args: argparse.Namespace) -> int:
     console.print(f"[bold]state folder:[/] {home} (new; nothing else is touched)", highlight=False)
     settings = use_embedded_defaults(home)
     with state_lock(home, "python -m pipeline demo"):
+        history.record_run(settings, f"python -m pipeline demo --events {args.events} --seed {args.seed}")
         console.rule(f"producer: {args.events:,} events, 2% bad, 1% duplicates, 1% late")
         produce(settings, args.events, args.seed)
 

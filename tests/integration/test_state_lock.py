@@ -46,9 +46,7 @@ def test_a_second_writer_fails_at_once_naming_the_holder(tmp_path: Path) -> None
             assert line.startswith(
                 f"error: {tmp_path} is in use by `python -m pipeline ingest` (pid {first.pid}, since "
             )
-            assert line.endswith(
-                "wait for it to finish or stop it (Ctrl-C), or use another PIPELINE_HOME"
-            )
+            assert line.endswith("wait for it to finish or stop it (Ctrl-C), or use another PIPELINE_HOME")
         assert time.monotonic() - started < 60  # no waiting for the lock: three CLI start-ups
         # Readers are not writers: status works meanwhile and says who is writing.
         status = pipeline(cli_env(tmp_path), "status")
