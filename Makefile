@@ -4,6 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
+# A .pth file in the venv's site-packages puts the project root on sys.path, so the venv's python
+# runs `-m pipeline`, `-m producer` and `-m bench` from any folder. Not `pip install -e .`: the
+# project's packaging builds the Databricks wheel (contract/ and spark/ only), not the local tools.
+PTH := weather-pipeline.pth
 
 .DEFAULT_GOAL := help
 
@@ -19,9 +23,13 @@ $(STAMP): requirements.txt requirements-dev.txt package.json
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	npm install --no-audit --no-fund --silent
+	@$(MAKE) --no-print-directory path
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install everything (Python packages, Azurite)
+
+path: ## Let .venv's python run python -m pipeline (producer, bench) from any folder: a .pth file
+	@$(PY) -c "import pathlib, sys, sysconfig; pth = pathlib.Path(sysconfig.get_paths()['purelib'], sys.argv[1]); pth.write_text(sys.argv[2] + '\n'); print(f'{pth} -> {sys.argv[2]}')" "$(PTH)" "$(CURDIR)"
 
 demo: install ## Run the whole pipeline on embedded defaults in a fresh state folder
 	$(PY) -m pipeline demo
@@ -50,7 +58,7 @@ format: install ## Apply ruff's formatter and safe fixes
 bench: install ## Benchmarks with same-run baselines (takes several minutes)
 	$(PY) -m bench
 
-clean-state: ## Delete local state (.local/ or $$PIPELINE_HOME)
+clean-state: ## Delete .local/ (the default state folder and every demo-* folder); a PIPELINE_HOME elsewhere stays
 	rm -rf .local
 
-.PHONY: help prereqs install demo test test-unit test-integration test-e2e lint format bench clean-state
+.PHONY: help prereqs install path demo test test-unit test-integration test-e2e lint format bench clean-state

@@ -49,7 +49,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--events", type=_positive, default=20_000, help="events to produce (default 20000)")
     parser.add_argument("--seed", type=int, default=42, help="producer seed (same seed, same events)")
     parser.add_argument(
-        "--home", type=Path, help="state folder to use instead of a new one; must not exist or be empty"
+        "--home",
+        type=Path,
+        metavar="FOLDER",
+        help="state folder to use instead of a new one; must not exist or be empty",
     )
     parser.set_defaults(handler=handle, uses=USES)
 

@@ -16,9 +16,13 @@ def register(subparsers: Any) -> None:
         "report",
         help="Write the HTML report with charts (and a PNG of the main chart) over the current state",
         description=(
-            "Read every layer under $PIPELINE_HOME and write reports/report.html (summary, gold "
-            "temperature per location, events per minute per stage, quarantine reasons; charts "
-            "inline) and reports/gold_temperature.png. Existing report files there are replaced."
+            "Read every layer under $PIPELINE_HOME (or --home) and write reports/report.html there: "
+            "health checks, the summary of `status`, freshness over time and its distribution, the lag "
+            "of each stage over time (lag.jsonl, from continuous `run`), the event flow per stage, "
+            "quarantine reasons with an example record each, duplicates and late events, the sync "
+            "history, gold temperatures, and the settings and commands that wrote the folder (secrets "
+            "masked); charts inline, one file. Also reports/gold_temperature.png. Existing report "
+            "files there are replaced."
         ),
     )
     add_home_arguments(parser)

@@ -47,8 +47,12 @@ def register(subparsers: Any) -> None:
             "(UTC). Ctrl-C cancels it part-way (exit code 130): run it again. See docs/spark.md."
         ),
     )
-    parser.add_argument("--from", dest="start", type=_date, required=True, metavar="YYYY-MM-DD")
-    parser.add_argument("--to", dest="end", type=_date, required=True, metavar="YYYY-MM-DD")
+    parser.add_argument(
+        "--from", dest="start", type=_date, required=True, metavar="YYYY-MM-DD", help="first event date (UTC)"
+    )
+    parser.add_argument(
+        "--to", dest="end", type=_date, required=True, metavar="YYYY-MM-DD", help="last event date (UTC)"
+    )
     parser.add_argument("--json", action="store_true", help="print the counts as one JSON object")
     parser.set_defaults(handler=handle, check=check_range, uses=SPARK_USES, java=True, writes=True)
 

@@ -21,7 +21,7 @@ def register(subparsers: Any) -> None:
         description=(
             "Count what each layer under $PIPELINE_HOME holds: events in the embedded hub, bronze and "
             "quarantine records (with quarantine reasons), silver and gold rows, SQL rows and the sync "
-            "watermark. Layers that do not exist yet count as zero."
+            "watermark, and who is writing the folder now. Layers that do not exist yet count as zero."
         ),
     )
     parser.add_argument(
