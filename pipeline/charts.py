@@ -77,7 +77,11 @@ def _empty(ax: Any, message: str) -> None:
     ax.set_yticks([])
 
 
-def _time_axis(ax: Any) -> None:
+def _time_axis(ax: Any, times: Sequence[datetime], pad_seconds: float = 30.0) -> None:
+    """Readable time ticks; a single instant gets some room (matplotlib would span years around it)."""
+    if times and min(times) == max(times):
+        pad = timedelta(seconds=pad_seconds)
+        ax.set_xlim(min(times) - pad, max(times) + pad)
     locator = mdates.AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
@@ -115,7 +119,7 @@ def gold_temperature(series: dict[str, list[tuple[datetime, float]]]) -> Figure:
     if series:
         columns = 1 + len(series) // 20
         ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small", frameon=False, ncol=columns)
-        _time_axis(ax)
+        _time_axis(ax, [t for points in series.values() for t, _ in points], pad_seconds=300)
     return fig
 
 
@@ -138,7 +142,7 @@ def event_flow(stage_times: dict[str, list[datetime]]) -> Figure:
     ax.set_title(f"Events per {name} at each stage (UTC)")
     ax.set_ylabel(f"events / {name}")
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-    _time_axis(ax)
+    _time_axis(ax, xs, pad_seconds=bucket)
     return fig
 
 
@@ -158,13 +162,16 @@ def freshness_over_time(points: Sequence[tuple[datetime, float]]) -> Figure:
     for q, style in ((50, "-"), (95, "--"), (100, ":")):
         label = "worst" if q == 100 else f"p{q}"
         ax.plot(xs, [percentile(grouped[x], q) for x in xs], style, marker=".", label=label)
+    if len(xs) == 1:
+        note = f"every event was enqueued within one {bucket_name(bucket)}"
+        ax.text(0.5, 0.5, note, ha="center", transform=ax.transAxes, color="grey")
     ax.set_title(
         f"Freshness over time: enqueued → visible in SQL, per {bucket_name(bucket)} of enqueued time"
     )
     ax.set_ylabel("seconds")
     ax.set_ylim(bottom=0)
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-    _time_axis(ax)
+    _time_axis(ax, xs, pad_seconds=bucket)
     return fig
 
 
@@ -214,7 +221,7 @@ def stage_lag(samples: Sequence[dict[str, Any]], times: Sequence[datetime]) -> F
         ax.set_ylim(bottom=0)
         ax.grid(axis="y", alpha=0.3)
     grid[0].set_title("Lag of each stage over time (continuous run, UTC)")
-    _time_axis(grid[-1])
+    _time_axis(grid[-1], times)
     return fig
 
 

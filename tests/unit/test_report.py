@@ -348,3 +348,10 @@ def test_report_over_an_empty_home_still_renders_every_section(tmp_path: Path) -
     assert "nothing quarantined" in page.text["quarantine"]
     assert "No sync has changed anything yet" in page.text["sync-history"]
     assert re.search(r"Healthy: every check passed", page.text["health"])
+
+
+def test_a_chart_of_one_instant_spans_seconds_not_years() -> None:
+    fig = charts.freshness_over_time([(T0, 37.0), (T0 + timedelta(milliseconds=300), 37.2)])
+    low, high = fig.axes[0].get_xlim()  # in days
+    charts.svg(fig)  # closes the figure
+    assert 0 < (high - low) * 86400 < 3  # a bucket (1 s) either side of the one point
