@@ -68,16 +68,21 @@ def describe(exc: BaseException, settings: Settings | None = None) -> str | None
         return str(exc)
     kinds = {f"{cls.__module__}.{cls.__name__}" for cls in type(exc).__mro__}
     text = first_line(exc)
-    if kinds & {"azure.core.exceptions.ClientAuthenticationError"}:
-        return _sign_in_failed(settings)
+    if "azure.core.exceptions.ClientAuthenticationError" in kinds:
+        if "azure.identity._exceptions.CredentialUnavailableError" in kinds or text.startswith(
+            "DefaultAzureCredential failed"
+        ):
+            return _no_credential(settings)
+        return f"Azure sign-in failed: {text}"
     if "pyodbc.Error" in kinds:
         return f"the SQL target (SQL_CONNECTION) failed: {odbc_message(exc)}"
     if "sqlite3.Error" in kinds:
-        where = settings.sqlite_path if settings is not None else "warehouse.db"
+        # The embedded hub (hub.db) and the local warehouse (warehouse.db) are both SQLite.
+        where = f" in {settings.home}" if settings is not None else ""
         hint = " (another process is writing it: try again)" if "locked" in text else ""
-        return f"the SQLite warehouse {where} failed: {text}{hint}"
+        return f"SQLite (hub.db or warehouse.db{where}) failed: {text}{hint}"
     if kinds & {"pyspark.errors.exceptions.base.PySparkException", "py4j.protocol.Py4JError"}:
-        if getattr(exc, "getErrorClass", lambda: None)() == "JAVA_GATEWAY_EXITED":
+        if getattr(exc, "getCondition", lambda: None)() == "JAVA_GATEWAY_EXITED":
             return (
                 "Spark could not start (its Java process exited): check `java -version` says 17, and "
                 "the lines above for the JVM's own message" + DEBUG_HINT
@@ -102,7 +107,7 @@ def odbc_message(exc: BaseException) -> str:
     return message
 
 
-def _sign_in_failed(settings: Settings | None) -> str:
+def _no_credential(settings: Settings | None) -> str:
     users = []
     if settings is not None:
         from functions.warehouse import needs_access_token
@@ -121,9 +126,9 @@ def _sign_in_failed(settings: Settings | None) -> str:
 
 
 def _os_error(exc: OSError) -> str:
-    what = exc.strerror or type(exc).__name__
     if exc.filename is None:
-        return f"{what}: {first_line(exc)}" if exc.strerror else first_line(exc) or what
+        return first_line(exc)
+    what = exc.strerror or type(exc).__name__
     names = f"{exc.filename}" + (f" -> {exc.filename2}" if exc.filename2 else "")
     return f"{what}: {names} (check PIPELINE_HOME and the paths in your settings)"
 
