@@ -128,13 +128,19 @@ def handle(args: argparse.Namespace) -> int:
     settings = use_embedded_defaults(home)
     with state_lock(home, "python -m pipeline demo"):
         history.record_run(settings, f"python -m pipeline demo --events {args.events} --seed {args.seed}")
-        console.rule(f"producer: {args.events:,} events, 2% bad, 1% duplicates, 1% late")
-        produce(settings, args.events, args.seed)
+        try:
+            console.rule(f"producer: {args.events:,} events, 2% bad, 1% duplicates, 1% late")
+            produce(settings, args.events, args.seed)
 
-        console.rule("pipeline: ingest → Spark → sync")
-        with orchestrate.new_progress(console) as progress:
-            result = orchestrate.run_once(settings, progress=progress, on_stopping=progress.console.print)
-        console.print(", ".join(f"{stage} {secs:.1f}s" for stage, secs in result.seconds.items()))
+            console.rule("pipeline: ingest → Spark → sync")
+            with orchestrate.new_progress(console) as progress:
+                result = orchestrate.run_once(settings, progress=progress, on_stopping=progress.console.print)
+            console.print(", ".join(f"{stage} {secs:.1f}s" for stage, secs in result.seconds.items()))
+        except (KeyboardInterrupt, Interrupted):
+            raise Interrupted(
+                f"the demo stopped part-way; {home} keeps what it did (`status --home {home}`); "
+                "`make demo` starts a new one"
+            ) from None
 
         with console.status("counting every layer and drawing the report…"):
             data = report.collect(settings)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -246,3 +248,34 @@ def test_an_unknown_demo_folder_is_one_line(tmp_path: Path) -> None:
     assert line == f"error: no demo-* folder under {tmp_path}: run `make demo` first"
     line = one_error_line(pipeline(cli_env(tmp_path), "report", "--home", str(tmp_path / "nowhere")))
     assert line == f"error: --home {tmp_path / 'nowhere'}: no such folder"
+
+
+def test_ctrl_c_while_the_demo_produces_is_one_line_naming_its_folder(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "demo", "--events", "5000000"],
+        cwd=PROJECT_ROOT,
+        env=cli_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's Ctrl-C reaches
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not any((home / "hub.db").exists() for home in tmp_path.glob("demo-*")):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+        time.sleep(1.0)  # the producer is sending
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    (home,) = tmp_path.glob("demo-*")
+    assert proc.returncode == 130
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        f"interrupted: the demo stopped part-way; {home} keeps what it did (`status --home {home}`); "
+        "`make demo` starts a new one"
+    )
