@@ -10,7 +10,7 @@ import gzip
 import hashlib
 import io
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import fastavro
@@ -18,12 +18,10 @@ import msgspec
 import orjson
 from isal import igzip
 
-from functions.avro import SCHEMA_FILE as SCHEMA_FILE  # the schema's home, re-exported
-from functions.avro import avro_container
-from functions.ingest_core import BronzeBatch, BronzeRecord, QuarantineRecord
+from contract.bronze import FORMATS
+from functions.avro import avro_container, envelope_record
+from functions.ingest_core import BronzeBatch, BronzeRecord, QuarantineRecord, string_map
 
-FORMATS = ("jsonl", "jsonl.gz", "avro")
-QUARANTINE_FORMAT = "jsonl"
 # gzip's header carries a time stamp; a fixed one keeps a batch's file bytes a function of its
 # records. ISA-L's gzip at level 1 (of 0-3): over 10x faster than zlib's default level 6 on
 # bronze, files about 15% larger; any gzip reader reads them. (Avro: see functions.avro.)
@@ -53,8 +51,8 @@ def _bronze_jsonl(batch: BronzeBatch) -> bytes:
             batch.sequence_numbers,
             batch.offsets,
             batch.enqueued_times,
-            batch.system_properties,
-            batch.properties,
+            _as_strings(batch.system_properties),
+            _as_strings(batch.properties),
             map(bytes.decode, batch.bodies),  # valid bodies are UTF-8
             batch.partition_ids,
             batch.partition_keys,
@@ -64,6 +62,11 @@ def _bronze_jsonl(batch: BronzeBatch) -> bytes:
         ),
     )
     return _ENCODER.encode_lines(list(lines))
+
+
+def _as_strings(maps: Sequence[Mapping[str, Any]]) -> Sequence[Mapping[str, str]]:
+    """Property values as JSON lines keep them: text (Avro keeps each value's type)."""
+    return list(map(string_map, maps))
 
 
 def encode_bronze(records: Sequence[BronzeRecord], fmt: str, file_stem: str = "") -> bytes:
@@ -88,13 +91,20 @@ def encode_bronze(records: Sequence[BronzeRecord], fmt: str, file_stem: str = ""
 
 def encode_quarantine(records: Sequence[QuarantineRecord]) -> bytes:
     """Quarantine files are always JSON lines: people read, fix and replay them."""
-    return _ENCODER.encode_lines(records)
+    return _ENCODER.encode_lines(
+        [
+            dict(
+                r, SystemProperties=string_map(r["SystemProperties"]), Properties=string_map(r["Properties"])
+            )
+            for r in records
+        ]
+    )
 
 
 def decode_bronze(data: bytes, fmt: str) -> list[dict[str, Any]]:
     """Read a bronze file back; ``Body`` is bytes in every format."""
     if fmt == "avro":
-        return [dict(r) for r in fastavro.reader(io.BytesIO(data))]  # type: ignore[arg-type]
+        return [envelope_record(r) for r in fastavro.reader(io.BytesIO(data))]  # type: ignore[arg-type]
     if fmt == "jsonl.gz":
         data = gzip.decompress(data)
     elif fmt != "jsonl":

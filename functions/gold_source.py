@@ -16,6 +16,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
+from functions import credentials
 from functions.sync_core import GOLD_COLUMNS, GoldRead
 from settings import Settings
 
@@ -36,14 +37,15 @@ def _parse_connection_string(connection_string: str) -> dict[str, str]:
 
 
 def storage_options_from_settings(
-    settings: Settings, token_provider: Callable[[], str] | None = None
+    settings: Settings, token_provider: Callable[[], str] | None = None, uri: str | None = None
 ) -> dict[str, str]:
     """Options for deltalake's object store, from settings only (secrets never from elsewhere).
 
     Order: a storage connection string (Azurite in tests), an account name and key, else a
     bearer token from DefaultAzureCredential (managed identity in Azure). Local paths need none.
+    ``uri`` is the table they are for (default: gold; the audit reads silver with them too).
     """
-    uri = settings.gold_table_uri
+    uri = settings.gold_table_uri if uri is None else uri
     if "://" not in uri or uri.startswith("file://"):
         return {}
     if settings.lake_connection_string:
@@ -65,9 +67,7 @@ def storage_options_from_settings(
 
 
 def _default_credential_token() -> str:
-    from azure.identity import DefaultAzureCredential
-
-    return DefaultAzureCredential().get_token(STORAGE_SCOPE).token
+    return credentials.PROCESS_CREDENTIAL.token(STORAGE_SCOPE)
 
 
 def _to_rows(table: Any, columns: tuple[str, ...]) -> list[dict[str, Any]]:

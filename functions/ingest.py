@@ -3,36 +3,42 @@
 A thin adapter: read each event's metadata, call the pure core (:mod:`functions.ingest_core`),
 write the files (:mod:`functions.bronze`, :mod:`functions.lake`), log one structured line per
 batch. Bad events never fail the batch (they are quarantined with reason codes); only a storage
-failure raises, so the retry policy below and, after it, the host's replay apply. Every file
-is create-only, so a retried or replayed batch never doubles anything.
-"""
+failure raises, and the retry policy below then tries again until the storage is back. Every
+file is create-only, so a retried or replayed batch never doubles anything.
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: the Python worker reads the binding parameters'
+annotations with ``typing.get_type_hints`` when it indexes the app, so they are kept as the
+objects themselves (nothing left to resolve), and the trigger's is ``typing.List[...]``, the form
+every worker accepts (docs/ingest.md, "What the Python worker accepts").
+"""
 
 import json
 import logging
 import time
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from itertools import chain
 from operator import attrgetter, methodcaller
-from typing import Any
+from typing import Any, Self
 
 import azure.functions as func
 import msgspec
 import orjson
 
-from functions.bronze import QUARANTINE_FORMAT, encode_bronze, encode_quarantine, file_name
+from contract.bronze import QUARANTINE_FORMAT
+from functions.bronze import encode_bronze, encode_quarantine, file_name
 from functions.ingest_core import (
+    DEFAULT_HUB_TAG,
     UNKNOWN_SEQUENCE_NUMBER,
     EventColumns,
     as_utc,
+    hub_tag,
     process_batch,
-    string_map,
 )
 from functions.lake import LakeStorage, lake_from_settings
+from functions.landing import BatchNameConflict, land
 from settings import Settings, load_settings
 
 logger = logging.getLogger("functions.ingest")
@@ -80,11 +86,13 @@ bp = func.Blueprint()
 
 
 @bp.function_name("ingest")
-# Retries ride out a storage outage of about 15 minutes (5 s doubling to 5 min, 8 times) with the
-# partition paused; bounded, because after the last one the host checkpoints and moves on.
+# Retry until the storage is back, however long (-1): the host writes no checkpoint while a retry
+# policy retries, and Event Hubs keeps the events for its retention period, so a partition waits
+# and loses nothing (a bounded policy would checkpoint past the failed batch after its last try).
+# Bad events never raise (they are quarantined): only a storage failure waits here.
 @bp.retry(
     strategy="exponential_backoff",
-    max_retry_count="8",
+    max_retry_count="-1",
     minimum_interval="00:00:05",
     maximum_interval="00:05:00",
 )
@@ -96,7 +104,8 @@ bp = func.Blueprint()
     cardinality="many",
     data_type="binary",
 )
-def ingest(events: list[func.EventHubEvent]) -> None:
+# typing.List, not list: the worker refuses a builtin generic (`list[...]` is not a type to it).
+def ingest(events: typing.List[func.EventHubEvent]) -> None:  # noqa: UP006
     """Event Hubs trigger (many cardinality): validate the batch and write bronze and quarantine."""
     settings = load_settings()
     lake = _lake_for(
@@ -127,14 +136,16 @@ class IngestConfig:
     bronze_format: str = "jsonl"
     bronze_container: str = "bronze"
     quarantine_container: str = "quarantine"
+    hub: str = DEFAULT_HUB_TAG  # the event hub's tag in file names (functions.ingest_core.hub_tag)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> IngestConfig:
+    def from_settings(cls, settings: Settings) -> Self:
         return cls(
             stream=settings.bronze_stream,
             bronze_format=settings.bronze_format,
             bronze_container=settings.bronze_container,
             quarantine_container=settings.quarantine_container,
+            hub=hub_tag(settings.eventhub_name, settings.eventhub_namespace, settings.eventhub_connection),
         )
 
 
@@ -151,6 +162,7 @@ class BatchReport:
     duration_ms: float
     files: dict[str, str] = field(default_factory=dict)  # container -> path
     written: dict[str, bool] = field(default_factory=dict)  # container -> False when it existed
+    conflicts: dict[str, str] = field(default_factory=dict)  # container -> usual path holding other events
 
     def as_log(self) -> dict[str, Any]:
         return {
@@ -164,6 +176,7 @@ class BatchReport:
             "duration_ms": round(self.duration_ms, 3),
             "files": self.files,
             "replayed": [c for c, wrote in self.written.items() if not wrote],
+            "conflicts": self.conflicts,
         }
 
 
@@ -185,33 +198,72 @@ def handle_batch(
         The batch's counts and file names.
 
     Raises:
-        Exception: only when the storage fails; the batch is then retried whole, and the files
+        BatchNameConflict: a file name of this batch held other events; the batch was written
+            under a second name (nothing lost), and the invocation fails so that it is seen.
+        Exception: when the storage fails; the batch is then retried whole, and the files
             it already wrote are kept as they are (create-only).
     """
     started = time.perf_counter()
     partition_id, columns = columns_from_trigger(events)
     report = BatchReport(partition_id, len(events), 0, 0, {}, 0, 0.0)
     if columns is not None:
-        result = process_batch(columns, partition_id, config.stream, clock())
+        result = process_batch(columns, partition_id, config.stream, clock(), config.hub)
         report.valid, report.quarantined = len(result.bronze), len(result.quarantine)
         report.reasons, report.body_bytes = dict(result.reasons), result.body_bytes
         if result.bronze:
             path = f"{result.folder}/{file_name(result.file_stem, config.bronze_format)}"
             data = encode_bronze(result.bronze, config.bronze_format, result.file_stem)
-            report.files[config.bronze_container] = path
-            report.written[config.bronze_container] = lake.create(config.bronze_container, path, data)
+            _create(lake, config.bronze_container, path, data, report, columns)
         if result.quarantine:
             path = f"{result.folder}/{file_name(result.file_stem, QUARANTINE_FORMAT)}"
-            report.files[config.quarantine_container] = path
-            report.written[config.quarantine_container] = lake.create(
-                config.quarantine_container, path, encode_quarantine(result.quarantine)
+            _create(
+                lake, config.quarantine_container, path, encode_quarantine(result.quarantine), report, columns
             )
     report.duration_ms = (time.perf_counter() - started) * 1000
     summary = report.as_log()
     # A JSON message is what App Insights' traces keep verbatim; `extra` carries the same fields
     # as custom dimensions where an OpenTelemetry/Azure Monitor exporter is configured.
     logger.info("ingest_batch %s", json.dumps(summary, sort_keys=True), extra={"custom_dimensions": summary})
+    written_elsewhere = {c: report.files[c] for c in report.conflicts if report.written[c]}
+    if written_elsewhere:
+        # Loud once: a replay of this batch finds its second name holding it and succeeds.
+        raise BatchNameConflict(
+            "another batch's files already have this batch's names (two event hubs with the same "
+            f"namespace and name writing to this lake?): {report.conflicts}; this batch's events were "
+            f"written to {written_elsewhere} instead, nothing is lost"
+        )
     return report
+
+
+def _create(
+    lake: LakeStorage, container: str, path: str, data: bytes, report: BatchReport, events: EventColumns
+) -> None:
+    """Write one file of the batch (or find it there: :func:`functions.landing.land`); on a
+    storage failure, log it (one line per attempt) and raise."""
+    report.files[container] = path
+    try:
+        landing = land(lake, container, path, data, events)
+    except BatchNameConflict:
+        raise
+    except Exception as exc:
+        failure = {
+            "event": "ingest_storage_failed",
+            "partition_id": report.partition_id,
+            "events": report.events,
+            "container": container,
+            "path": path,
+            "error": f"{type(exc).__name__}: {exc}",
+        }
+        # The retry policy waits and tries again, as long as it takes: the partition waits too.
+        logger.warning(
+            "ingest_storage_failed %s",
+            json.dumps(failure, sort_keys=True),
+            extra={"custom_dimensions": failure},
+        )
+        raise
+    report.files[container], report.written[container] = landing.path, landing.written
+    if landing.conflict_with is not None:
+        report.conflicts[container] = landing.conflict_with
 
 
 def columns_from_trigger(events: Sequence[func.EventHubEvent]) -> tuple[str | None, EventColumns | None]:
@@ -271,21 +323,19 @@ def columns_from_trigger(events: Sequence[func.EventHubEvent]) -> tuple[str | No
                 k if k is not None or sk is None else str(sk) for k, sk in zip(keys, system_keys, strict=True)
             ]
     if only_promoted or set().union(*system_array) <= _PROMOTED:  # no other system properties at all
-        others: list[Mapping[str, str]] = [_NONE] * len(system_array)
+        others: list[Mapping[str, Any]] = [_NONE] * len(system_array)
     else:
         others = [
-            _NONE if s.keys() <= _PROMOTED else string_map({k: v for k, v in s.items() if k not in _PROMOTED})
+            _NONE if s.keys() <= _PROMOTED else {k: v for k, v in s.items() if k not in _PROMOTED}
             for s in system_array
         ]
+    # Property values keep the type the producer sent (Avro bronze stores them typed; JSON lines
+    # render them as text when writing).
+    properties: Sequence[Mapping[str, Any]]
     if string_maps is not None:
-        properties: Sequence[Mapping[str, str]] = string_maps
+        properties = string_maps
     else:
-        properties_array = _list_of_dicts(metadata.get("PropertiesArray"), len(events))
-        values = chain.from_iterable(map(methodcaller("values"), properties_array))
-        if set(map(type, properties_array)) <= {dict} and set(map(type, values)) <= {str}:
-            properties = properties_array  # all strings already, as string_map keeps them
-        else:
-            properties = [string_map(p) for p in properties_array]
+        properties = _list_of_dicts(metadata.get("PropertiesArray"), len(events))
     columns = EventColumns(
         bodies=bodies,
         sequence_numbers=numbers,

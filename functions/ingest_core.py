@@ -175,7 +175,8 @@ class BatchResult:
 
     Attributes:
         folder: ``<stream>/ingest_date=YYYY-MM-DD/hour=HH`` (the same under both containers).
-        file_stem: ``p<partition>-<first seq:020d>-<last seq:020d>``; the extension is the format's.
+        file_stem: ``p<partition>-<first seq:020d>-<last seq:020d>-<first enqueued>-<hub tag>``
+            (:func:`batch_file_stem`); the extension is the format's.
         bronze: The valid events, in batch order (columns that read as records).
         quarantine: Records of the rejected events, in batch order.
         reasons: How many rejected events carried each reason code.
@@ -236,11 +237,39 @@ def string_map(values: Mapping[str, Any] | None) -> dict[str, str]:
     return rendered
 
 
-def batch_file_stem(partition_id: str | None, events: Sequence[HubEvent] | EventColumns) -> str:
-    """Name a batch's files from its partition and its first and last sequence numbers.
+def hub_tag(event_hub: str, namespace: str = "", connection: str = "") -> str:
+    """The short tag of the event hub that assigned a batch's sequence numbers (8 hex digits).
 
-    The name depends only on what the hub assigned, so a replay of the same batch gets the same
-    name. When the host did not say which partition the batch came from (or gave no sequence
+    Sequence numbers alone do not name an event: they start again at 0 when a hub is recreated,
+    and two hubs writing into one lake count independently. The tag is a digest of
+    ``<namespace>/<event hub>`` (lower case: both names are case-insensitive), so two hubs' files
+    differ by name. The namespace comes from ``namespace`` (the identity-based setting) or else
+    the connection string's ``Endpoint``; a connection string's ``EntityPath`` names the hub.
+    The embedded hub has no namespace (empty).
+    """
+    parts = dict(p.split("=", 1) for p in connection.split(";") if "=" in p)
+    fields = {key.strip().lower(): value.strip() for key, value in parts.items()}
+    namespace = namespace or fields.get("endpoint", "")
+    namespace = namespace.lower().removeprefix("sb://").removeprefix("amqps://").strip("/")
+    event_hub = fields.get("entitypath") or event_hub
+    return hashlib.sha256(f"{namespace}/{event_hub.lower()}".encode()).hexdigest()[:8]
+
+
+#: The tag of the local default hub (``weather`` on the embedded hub): what callers get unless
+#: they say which hub a batch came from.
+DEFAULT_HUB_TAG = hub_tag("weather")
+
+
+def batch_file_stem(
+    partition_id: str | None, events: Sequence[HubEvent] | EventColumns, hub: str = DEFAULT_HUB_TAG
+) -> str:
+    """Name a batch's files from what the hub assigned: ``p<partition>-<first>-<last>-<time>-<hub>``.
+
+    The first and last sequence numbers, the first event's enqueued time (UTC, milliseconds,
+    ``20261122T074320123Z``) and the hub's tag (:func:`hub_tag`). The name depends only on what
+    the hub assigned, so a replay of the same batch gets the same name, while the same sequence
+    numbers from a recreated hub (a later enqueued time) or from another hub (another tag) get
+    another. When the host did not say which partition the batch came from (or gave no sequence
     numbers), a digest of the batch's offsets, sequence numbers and bodies stands in for the
     partition id: two partitions' batches then still get different names (unless they are the
     same events).
@@ -256,7 +285,47 @@ def batch_file_stem(partition_id: str | None, events: Sequence[HubEvent] | Event
             digest.update(f"{number}\x00{offset}\x00".encode())
             digest.update(hashlib.sha256(body).digest())
         prefix = f"px{digest.hexdigest()[:16]}"
-    return f"{prefix}-{max(first, 0):020d}-{max(last, 0):020d}"
+    enqueued = as_utc(batch.enqueued_times[0])
+    stamp = f"{enqueued:%Y%m%dT%H%M%S}{enqueued.microsecond // 1000:03d}Z"
+    return f"{prefix}-{max(first, 0):020d}-{max(last, 0):020d}-{stamp}-{hub}"
+
+
+def batch_digest(events: EventColumns) -> str:
+    """16 hex digits that differ for any two batches with different events (sequence numbers,
+    offsets, enqueued times or bodies) and are the same for a replay of one batch."""
+    digest = hashlib.sha256()
+    for number, offset, moment, body in zip(
+        events.sequence_numbers, events.offsets, events.enqueued_times, events.bodies, strict=True
+    ):
+        digest.update(f"{number}\x00{offset}\x00{rfc3339_ms(moment)}\x00".encode())
+        digest.update(hashlib.sha256(body).digest())
+    return digest.hexdigest()[:16]
+
+
+def holds_events_of(records: Sequence[Mapping[str, Any]], events: EventColumns) -> bool:
+    """Whether every record of an existing bronze or quarantine file is one of ``events``.
+
+    Compares what the hub assigned (sequence number, offset, enqueued time) and the body. A
+    replayed batch passes (its records may be a subset when the contract changed in between and
+    the split between bronze and quarantine moved); a different batch that happens to have the
+    same file name does not.
+    """
+    mine = {
+        number: (str(offset), rfc3339_ms(moment), body)
+        for number, offset, moment, body in zip(
+            events.sequence_numbers, events.offsets, events.enqueued_times, events.bodies, strict=True
+        )
+    }
+    if not records:
+        return False
+    for record in records:
+        body = original_body(record) if "BodyEncoding" in record else record.get("Body")
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        theirs = (str(record.get("Offset")), str(record.get("EnqueuedTimeUtc")), body)
+        if mine.get(record.get("SequenceNumber")) != theirs:  # type: ignore[arg-type]
+            return False
+    return True
 
 
 def batch_folder(stream: str, first_enqueued: datetime) -> str:
@@ -293,7 +362,11 @@ class BatchTimeFormatter:
 
 
 def process_batch(
-    events: Sequence[HubEvent] | EventColumns, partition_id: str | None, stream: str, ingested_at: datetime
+    events: Sequence[HubEvent] | EventColumns,
+    partition_id: str | None,
+    stream: str,
+    ingested_at: datetime,
+    hub: str = DEFAULT_HUB_TAG,
 ) -> BatchResult:
     """Validate a batch and build its bronze and quarantine records.
 
@@ -302,6 +375,7 @@ def process_batch(
         partition_id: The partition the batch came from, or None when the host did not say.
         stream: The stream name (first folder level under each container).
         ingested_at: When the Function handled the batch.
+        hub: The tag of the event hub the batch came from (:func:`hub_tag`), for its file names.
 
     Returns:
         The records and the names of the files they go to. Bad bodies never raise.
@@ -360,7 +434,7 @@ def process_batch(
         )
     return BatchResult(
         folder=batch_folder(stream, times[0]),
-        file_stem=batch_file_stem(partition_id, batch),
+        file_stem=batch_file_stem(partition_id, batch, hub),
         bronze=bronze,
         quarantine=quarantine,
         reasons=reasons,

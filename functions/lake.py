@@ -16,6 +16,8 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from functions import credentials
+
 if TYPE_CHECKING:
     from settings import Settings
 
@@ -148,13 +150,11 @@ class BlobLake(LakeStorage):
 
     @classmethod
     def from_account_url(cls, account_url: str, credential: Any = None) -> BlobLake:
-        """Connect with ``credential`` or, by default, ``DefaultAzureCredential`` (managed identity)."""
+        """Connect with ``credential`` or, by default, the process's ``DefaultAzureCredential``."""
         from azure.storage.blob import BlobServiceClient
 
         if credential is None:
-            from azure.identity import DefaultAzureCredential
-
-            credential = DefaultAzureCredential()
+            credential = credentials.PROCESS_CREDENTIAL.get()
         return cls(BlobServiceClient(account_url, credential=credential), where=f"blob storage {account_url}")
 
     def _ensure_container(self, container: str) -> None:

@@ -3,9 +3,10 @@
 A thin handler: it builds the gold reader and the SQL warehouse from settings and calls
 :func:`functions.sync_core.run_sync`. A failure raises, so the host records it and the next
 tick retries from the unchanged watermark.
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations``: the worker resolves binding annotations when it
+indexes the app (see functions/ingest.py).
+"""
 
 import logging
 from collections.abc import Iterator

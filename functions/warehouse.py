@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from contract import FIELDS
+from functions import credentials
 from functions.sync_core import (
     DOUBLE_COLUMNS,
     GOLD_COLUMNS,
@@ -103,6 +104,11 @@ class TableNames:
         """Integer surrogate keys for locations (stable across refreshes, unlike a rank)."""
         return validate_identifier(f"{self.table}_location", "SQL_TABLE + _location")
 
+    @property
+    def window_index(self) -> str:
+        """The index leading on ``window_start`` (Power BI's incremental refresh ranges)."""
+        return validate_identifier(f"ix_{self.table}_window_start", "ix_ + SQL_TABLE + _window_start")
+
     fact_view = "fact_weather_window"
     dim_location_view = "dim_location"
     dim_date_view = "dim_date"
@@ -162,7 +168,7 @@ class Dialect:
         tables = {
             n.table: (
                 f"{gold}, {self.quote('synced_at')} {ts} NOT NULL, "
-                f"CONSTRAINT {self.quote('uq_' + n.table + '_key')} UNIQUE ({self.quote('location')}, "
+                f"CONSTRAINT {self.quote(self.unique_key)} {self.unique_key_type} ({self.quote('location')}, "
                 f"{self.quote('window_start')})"
             ),
             n.watermark: (
@@ -184,8 +190,23 @@ class Dialect:
         }
         statements = self.create_schema()
         statements += [self.create_table(name, body) for name, body in tables.items()]
+        statements += self.create_indexes()
         statements += [self.create_view(view, body) for view, body in self.views().items()]
         return statements
+
+    @property
+    def unique_key(self) -> str:
+        return f"uq_{self.names.table}_key"
+
+    unique_key_type = "UNIQUE"
+
+    def create_indexes(self) -> list[str]:
+        """Power BI's incremental refresh reads ``window_start`` ranges: index them (idempotent)."""
+        n = self.names
+        return [
+            f"CREATE INDEX IF NOT EXISTS {self.quote(n.window_index)} ON {self.qualified(n.table)} "
+            f"({self.quote('window_start')})"
+        ]
 
     def create_schema(self) -> list[str]:
         return [f"CREATE SCHEMA IF NOT EXISTS {self.quote(self.names.schema)}"]
@@ -411,6 +432,28 @@ class SqlServerDialect(Dialect):
     def identity_column(self) -> str:
         return "INT IDENTITY(1, 1) NOT NULL PRIMARY KEY"
 
+    unique_key_type = "UNIQUE NONCLUSTERED"
+
+    def create_indexes(self) -> list[str]:
+        """The clustered index leads on ``window_start``; each step is guarded, so reruns are no-ops.
+
+        A table made by an older DDL is a heap with the unique key nonclustered: the clustered
+        index is simply added. Should the unique key have been made clustered, it is dropped and
+        added back nonclustered around the new index. Another clustered index (a DBA's) is kept.
+        """
+        n, table = self.names, self.qualified(self.names.table)
+        index_of = f"SELECT 1 FROM sys.indexes WHERE object_id = OBJECT_ID(N'{table}') AND "
+        key = ", ".join(self.quote(c) for c in KEY_COLUMNS)
+        return [
+            f"IF EXISTS ({index_of}name = N'{self.unique_key}' AND type = 1) "
+            f"ALTER TABLE {table} DROP CONSTRAINT {self.quote(self.unique_key)}",
+            f"IF NOT EXISTS ({index_of}(name = N'{n.window_index}' OR type IN (1, 5))) "
+            f"CREATE UNIQUE CLUSTERED INDEX {self.quote(n.window_index)} ON {table} "
+            f"({self.quote('window_start')}, {self.quote('location')})",
+            f"IF NOT EXISTS ({index_of}name = N'{self.unique_key}') ALTER TABLE {table} ADD CONSTRAINT "
+            f"{self.quote(self.unique_key)} {self.unique_key_type} ({key})",
+        ]
+
     def date_key(self, expr: str) -> str:
         return f"YEAR({expr}) * 10000 + MONTH({expr}) * 100 + DAY({expr})"
 
@@ -459,9 +502,15 @@ class SqlServerDialect(Dialect):
         )
 
     def create_stage(self) -> list[str]:
+        # A #temp table's text takes tempdb's collation; where the database's differs, comparing it
+        # with the target (MERGE ON, EXCEPT, the location insert) fails with a collation conflict.
+        collate = " COLLATE DATABASE_DEFAULT"
         cols = ", ".join(
-            [f"{self.quote('op')} CHAR(1) NOT NULL"]
-            + [f"{self.quote(c)} {self.column_type(c)}" for c in GOLD_COLUMNS]
+            [f"{self.quote('op')} CHAR(1){collate} NOT NULL"]
+            + [
+                f"{self.quote(c)} {self.column_type(c)}{collate if _kind(c) == 'text' else ''}"
+                for c in GOLD_COLUMNS
+            ]
         )
         return [f"DROP TABLE IF EXISTS {self.stage_table}", f"CREATE TABLE {self.stage_table} ({cols})"]
 
@@ -700,9 +749,8 @@ def needs_access_token(connection_string: str) -> bool:
 
 
 def _default_sql_token() -> str:
-    from azure.identity import DefaultAzureCredential
-
-    return DefaultAzureCredential().get_token(SQL_SERVER_SCOPE).token
+    # Looked up per call: the process's one credential, whose cached token serves every connection.
+    return credentials.PROCESS_CREDENTIAL.token(SQL_SERVER_SCOPE)
 
 
 def odbc_connector(

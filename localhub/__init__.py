@@ -13,6 +13,7 @@ from localhub.hub import (
     PartitionProperties,
     ReceivedEvent,
     body_bytes,
+    hub_names,
     partition_for_key,
 )
 
@@ -26,5 +27,6 @@ __all__ = [
     "PartitionProperties",
     "ReceivedEvent",
     "body_bytes",
+    "hub_names",
     "partition_for_key",
 ]

@@ -142,6 +142,19 @@ def _properties_json(properties: Mapping[Any, Any] | None) -> str | None:
     return json.dumps(plain, separators=(",", ":"))
 
 
+def hub_names(path: str | Path) -> list[str]:
+    """The hubs a hub file holds (none when there is no such file); opens it read-only."""
+    if not Path(path).is_file():
+        return []
+    conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, timeout=_BUSY_TIMEOUT_MS / 1000)
+    try:
+        return [name for (name,) in conn.execute("SELECT hub FROM hubs ORDER BY hub_id")]
+    except sqlite3.OperationalError:  # a file without the hubs table holds no hub
+        return []
+    finally:
+        conn.close()
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -220,9 +233,12 @@ class LocalEventHub:
             else:
                 count, hub_id = row
                 if partitions is not None and partitions != count:
+                    # Not "delete the file": that drops events not yet consumed and every checkpoint.
                     raise ValueError(
-                        f"hub {name!r} in {self.path} has {count} partitions, not {partitions};"
-                        " a hub's partition count is fixed (delete the file to start over)"
+                        f"hub {name!r} in {self.path} has {count} partitions, not {partitions}: a hub's"
+                        f" partition count is fixed when it is created; keep {count}"
+                        f" (LOCAL_HUB_PARTITIONS={count}), or put {partitions} partitions in a new hub"
+                        " (another EVENTHUB_NAME, or another PIPELINE_HOME)"
                     )
         self.partition_count: int = count
         self._hub_id: int = hub_id
@@ -305,6 +321,23 @@ class LocalEventHub:
             "SELECT partition_id, next_sequence_number FROM partitions WHERE hub = ?", (self.name,)
         )
         return {str(p): int(n) for p, n in rows}
+
+    def batch_ranges(self) -> list[tuple[str, int, int, int]]:
+        """Every batch the hub holds, as ``(partition id, first sequence number, last sequence
+        number, enqueued time in epoch milliseconds)``, in partition and sequence order.
+
+        One row per sent batch (every event of a batch has its enqueued time): what an audit
+        needs to know every event the hub ever assigned, without reading a body.
+        """
+        rows = self._read(
+            "SELECT id, last_sequence_number, enqueued_ms FROM batches WHERE id >= ? AND id < ? ORDER BY id",
+            (_event_key(self._hub_id, 0, 0), _event_key(self._hub_id + 1, 0, 0)),
+        )
+        sequence_mask = (1 << _SEQ_BITS) - 1
+        return [
+            (str((key >> _SEQ_BITS) & (_MAX_PARTITIONS - 1)), key & sequence_mask, int(last), int(ms))
+            for key, last, ms in rows
+        ]
 
     # --- writing ----------------------------------------------------------------------------
     def append(

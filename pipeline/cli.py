@@ -23,7 +23,19 @@ from rich.live import Live
 from rich.text import Text
 
 # In --help order: the main job first, then each stage, then the tools around them.
-COMMANDS = ["demo", "run", "status", "report", "ingest", "spark", "reprocess", "sync", "sql", "powerbi"]
+COMMANDS = [
+    "demo",
+    "run",
+    "status",
+    "audit",
+    "report",
+    "ingest",
+    "spark",
+    "reprocess",
+    "sync",
+    "sql",
+    "powerbi",
+]
 DEBUG_OPTION = "--debug"
 # Redirected output is for copying and grepping: lines never wrap, tables may be this wide.
 REDIRECTED_WIDTH = 160

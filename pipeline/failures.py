@@ -67,6 +67,8 @@ def describe(exc: BaseException, settings: Settings | None = None) -> str | None
     if isinstance(exc, UserError | SettingsError):
         return str(exc)
     kinds = {f"{cls.__module__}.{cls.__name__}" for cls in type(exc).__mro__}
+    if "pipeline.spark_session.SparkJarsMissingError" in kinds:
+        return str(exc)
     text = first_line(exc)
     if "azure.core.exceptions.ClientAuthenticationError" in kinds:
         if "azure.identity._exceptions.CredentialUnavailableError" in kinds or text.startswith(

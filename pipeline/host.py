@@ -6,13 +6,18 @@ types the app uses, on the embedded event hub:
 * Indexing: functions come from ``FunctionApp.get_functions()`` and their binding JSON, with
   ``%SETTING%`` names resolved from the settings. An app with no function, an unknown trigger or
   a binding that does not resolve fails here with one clear line (the real host's silent
-  "0 functions loaded" is the failure this prevents).
+  "0 functions loaded" is the failure this prevents), and so does a function the Python worker
+  would refuse to load (:mod:`pipeline.worker_checks`: e.g. a ``list[...]`` annotation).
 * Event Hubs (``eventHubTrigger``): per partition, for the binding's consumer group, batches of
-  up to host.json's ``maxEventBatchSize``, delivered as real ``azure.functions.EventHubEvent``
-  objects with the trigger metadata the host supplies for many-cardinality batches
-  (``SystemPropertiesArray``, ``PropertiesArray``, ``PartitionContext``, ...). The function's
-  retry policy applies; the checkpoint is written after each invocation, also when it still
-  failed after its retries (the real host does the same), so only a crash replays a batch.
+  up to host.json's ``maxEventBatchSize`` (a partition below ``minEventBatchSize`` waits up to
+  ``maxWaitTime`` for more, as the extension does), delivered as real
+  ``azure.functions.EventHubEvent`` objects with the trigger metadata the host supplies for
+  many-cardinality batches (``SystemPropertiesArray``, ``PropertiesArray``, ``PartitionContext``,
+  ...). The function's retry policy applies (``-1``: until it succeeds) and holds the partition
+  while it retries; the checkpoint is written after each invocation, also when a bounded policy
+  gave up (the real host does the same), never while it is still retrying. Unlike Azure, where
+  each partition has its own processor, partitions take turns here: one that waits holds the
+  others.
 * Timers (``timerTrigger``): NCRONTAB schedules (six fields, seconds first), fired by
   :meth:`LocalFunctionsHost.serve`, or once by :meth:`LocalFunctionsHost.fire_timer`.
 
@@ -38,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import azure.functions as func
 import orjson
@@ -48,13 +53,19 @@ from croniter import croniter
 
 from localhub import LocalConsumer, LocalEventHub, ReceivedEvent
 from pipeline.cli import UserError
+from pipeline.worker_checks import FunctionLoadError, check_function_loads
 from settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger("pipeline.host")
 
 HOST_JSON = PROJECT_ROOT / "host.json"
-# The Event Hubs extension's defaults (v5) when host.json leaves a value out.
+# The Event Hubs extension's defaults (v5) when host.json leaves a value out, and its longest wait.
 DEFAULT_MAX_EVENT_BATCH_SIZE = 100
+DEFAULT_MIN_EVENT_BATCH_SIZE = 1
+DEFAULT_MAX_WAIT_TIME = 60.0
+LONGEST_MAX_WAIT_TIME = 600.0
+# A retry policy's max_retry_count that means: retry until it succeeds.
+INDEFINITELY = -1
 SUPPORTED_TRIGGERS = ("eventHubTrigger", "timerTrigger")
 _ENV_LOCK = threading.RLock()
 
@@ -68,7 +79,7 @@ class HostError(UserError):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """A function's ``@retry`` setting: how many more attempts, and the waits between them."""
+    """A function's ``@retry`` setting: how many retries (-1: indefinitely), and the waits between."""
 
     strategy: str
     max_retry_count: int
@@ -76,14 +87,21 @@ class RetryPolicy:
     maximum_interval: float = 0.0
     delay_interval: float = 0.0
 
-    def delays(self) -> list[float]:
-        """Seconds to wait before each retry (exponential: doubling from the minimum, capped)."""
+    @property
+    def indefinite(self) -> bool:
+        return self.max_retry_count == INDEFINITELY
+
+    def delay(self, retry: int) -> float | None:
+        """Seconds to wait before retry number ``retry`` (from 1), or None when none is left.
+
+        Exponential: doubling from the minimum, capped at the maximum (the Azure host randomizes
+        each wait below that curve; the local host waits the curve itself).
+        """
+        if retry < 1 or (not self.indefinite and retry > self.max_retry_count):
+            return None
         if self.strategy == "fixed_delay":
-            return [self.delay_interval] * self.max_retry_count
-        return [
-            min(self.maximum_interval, self.minimum_interval * 2**attempt)
-            for attempt in range(self.max_retry_count)
-        ]
+            return self.delay_interval
+        return min(self.maximum_interval, self.minimum_interval * 2 ** min(retry - 1, 64))
 
 
 @dataclass(frozen=True)
@@ -184,6 +202,13 @@ def index_app(app: Any, settings: Settings) -> list[FunctionSpec]:
             "function_app.app registers no function: the Azure host would start with 0 functions "
             "loaded; call app.register_functions(<blueprint>) for each blueprint"
         )
+    for function in functions:
+        try:
+            check_function_loads(function)
+        except FunctionLoadError as exc:
+            raise HostError(
+                f"the Azure Functions Python worker would load no function from this app: {exc}"
+            ) from None
     specs = []
     for function in functions:
         name = function.get_function_name()
@@ -255,8 +280,10 @@ def _retry_policy(function: Any, name: str) -> RetryPolicy | None:
         count = int(raw.get("max_retry_count"))
     except (TypeError, ValueError):
         raise HostError(f"function {name}'s retry max_retry_count must be a whole number") from None
-    if count < 0 or count > 100:
-        raise HostError(f"function {name}'s retry max_retry_count must be 0..100 (bounded), got {count}")
+    if count < INDEFINITELY:
+        raise HostError(
+            f"function {name}'s retry max_retry_count must be -1 (indefinitely) or more, got {count}"
+        )
     where = f"function {name}'s retry"
     if strategy == "fixed_delay":
         return RetryPolicy(strategy, count, delay_interval=parse_timespan(raw.get("delay_interval"), where))
@@ -275,6 +302,8 @@ class EventHubsOptions:
     """The host.json ``extensions.eventHubs`` values the local host honours."""
 
     max_event_batch_size: int = DEFAULT_MAX_EVENT_BATCH_SIZE
+    min_event_batch_size: int = DEFAULT_MIN_EVENT_BATCH_SIZE
+    max_wait_time: float = DEFAULT_MAX_WAIT_TIME  # seconds; only used when min_event_batch_size > 1
     initial_offset: str = "fromStart"
 
 
@@ -289,18 +318,26 @@ def read_host_json(path: Path = HOST_JSON) -> EventHubsOptions:
     if document.get("version") != "2.0":
         raise HostError(f'{path.name}: "version" must be "2.0"')
     hubs = document.get("extensions", {}).get("eventHubs", {})
+    where = f"{path.name}: extensions.eventHubs"
     size = hubs.get("maxEventBatchSize", DEFAULT_MAX_EVENT_BATCH_SIZE)
-    if not isinstance(size, int) or size < 1:
-        raise HostError(
-            f"{path.name}: extensions.eventHubs.maxEventBatchSize must be a positive whole number"
-        )
+    minimum = hubs.get("minEventBatchSize", DEFAULT_MIN_EVENT_BATCH_SIZE)
+    for name, value in (("maxEventBatchSize", size), ("minEventBatchSize", minimum)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise HostError(f"{where}.{name} must be a positive whole number")
+    if minimum > size:
+        raise HostError(f"{where}.minEventBatchSize ({minimum}) must not exceed maxEventBatchSize ({size})")
+    wait = DEFAULT_MAX_WAIT_TIME
+    if "maxWaitTime" in hubs:
+        wait = parse_timespan(hubs["maxWaitTime"], f"{where}.maxWaitTime")
+    if not 0 <= wait <= LONGEST_MAX_WAIT_TIME:
+        raise HostError(f"{where}.maxWaitTime must be between 00:00:00 and 00:10:00")
     initial = str(hubs.get("initialOffsetOptions", {}).get("type", "fromStart"))
     if initial.lower() not in ("fromstart", "fromend"):
         raise HostError(
             f"{path.name}: initialOffsetOptions.type {initial!r} is not supported locally "
             "(fromStart, fromEnd)"
         )
-    return EventHubsOptions(max_event_batch_size=size, initial_offset=initial)
+    return EventHubsOptions(size, minimum, wait, initial)
 
 
 # --- the trigger payload -------------------------------------------------------------------------
@@ -310,16 +347,13 @@ def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def build_event_batch(
-    received: Sequence[ReceivedEvent], hub_name: str, consumer_group: str
-) -> list[func.EventHubEvent]:
-    """The ``list[EventHubEvent]`` the Python worker hands a many-cardinality function.
+def trigger_metadata(received: Sequence[ReceivedEvent], hub_name: str, consumer_group: str) -> dict[str, Any]:
+    """The trigger metadata the Functions host sends with a many-cardinality Event Hubs batch.
 
-    The worker builds each event from the host's ``SystemPropertiesArray`` entry (so the offset
-    arrives as an int, as the .NET host sends it as a number) and shares one trigger-metadata
-    mapping across the batch.
+    Name to value; the host sends each value as JSON (``TypedData.json``). Offsets are numbers in
+    ``SystemPropertiesArray`` (the .NET host serializes them so) and strings in ``OffsetArray``.
     """
-    system_array, properties_array = [], []
+    system_array = []
     for event in received:
         enqueued = _rfc3339(event.enqueued_time)
         system: dict[str, Any] = {
@@ -336,26 +370,35 @@ def build_event_batch(
             EnqueuedTimeUtc=enqueued,
         )
         system_array.append(system)
-        properties_array.append(event.properties or {})
-    partition_id = received[0].partition_id if received else ""
-    context = {
-        "FullyQualifiedNamespace": "localhub",
-        "EventHubName": hub_name,
-        "ConsumerGroup": consumer_group,
-        "PartitionId": partition_id,
+    return {
+        "SystemPropertiesArray": system_array,
+        "PropertiesArray": [event.properties or {} for event in received],
+        "PartitionContext": {
+            "FullyQualifiedNamespace": "localhub",
+            "EventHubName": hub_name,
+            "ConsumerGroup": consumer_group,
+            "PartitionId": received[0].partition_id if received else "",
+        },
+        "SequenceNumberArray": [s["SequenceNumber"] for s in system_array],
+        "OffsetArray": [str(s["Offset"]) for s in system_array],
+        "EnqueuedTimeUtcArray": [s["EnqueuedTimeUtc"] for s in system_array],
+        "PartitionKeyArray": [s["PartitionKey"] for s in system_array],
     }
 
-    def datum(value: Any) -> meta.Datum:
-        return meta.Datum(orjson.dumps(value).decode(), "json")
 
+def build_event_batch(
+    received: Sequence[ReceivedEvent], hub_name: str, consumer_group: str
+) -> list[func.EventHubEvent]:
+    """The ``list[EventHubEvent]`` the Python worker hands a many-cardinality function.
+
+    The worker builds each event from the host's ``SystemPropertiesArray`` entry (so the offset
+    arrives as an int) and shares one trigger-metadata mapping across the batch.
+    tests/integration/test_worker_conformance.py checks the handler writes the same files from
+    these events as from the ones the real worker decodes out of the same host invocation.
+    """
     metadata = {
-        "SystemPropertiesArray": datum(system_array),
-        "PropertiesArray": datum(properties_array),
-        "PartitionContext": datum(context),
-        "SequenceNumberArray": datum([s["SequenceNumber"] for s in system_array]),
-        "OffsetArray": datum([str(s["Offset"]) for s in system_array]),
-        "EnqueuedTimeUtcArray": datum([s["EnqueuedTimeUtc"] for s in system_array]),
-        "PartitionKeyArray": datum([s["PartitionKey"] for s in system_array]),
+        name: meta.Datum(orjson.dumps(value).decode(), "json")
+        for name, value in trigger_metadata(received, hub_name, consumer_group).items()
     }
     return [
         func.EventHubEvent(
@@ -406,6 +449,36 @@ class IngestSummary:
         }
 
 
+@dataclass
+class RetryWait:
+    """A function invocation that failed and waits for its next retry (its partition waits too)."""
+
+    function: str
+    partition: str | None
+    failing_since: float  # time.monotonic() of the first failure
+    attempts: int
+    next_attempt_at: float  # time.monotonic()
+    error: str
+    storage: bool  # the error is the storage's (OSError, AzureError): the Function waits for it
+
+    def describe(self, now: float) -> str:
+        where = f"{self.function}" + (f" partition {self.partition}" if self.partition is not None else "")
+        what = "waiting for storage" if self.storage else "retrying a failing function"
+        return (
+            f"{what}: {where} failing for {_duration(now - self.failing_since)}, {self.attempts} attempts, "
+            f"next in {_duration(max(0.0, self.next_attempt_at - now))} ({self.error})"
+        )
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds // 3600}h {seconds // 60 % 60:02d}m"
+
+
 @dataclass(frozen=True)
 class HostStatus:
     """One sample for a live status line."""
@@ -414,6 +487,7 @@ class HostStatus:
     backlog: Mapping[str, int]
     timer_runs: Mapping[str, int]
     last_error: str | None = None
+    waiting: str | None = None  # RetryWait.describe() while an invocation waits for a retry
 
     def line(self) -> str:
         s = self.summary
@@ -425,6 +499,8 @@ class HostStatus:
             text += " · timers " + ", ".join(f"{n} ×{c}" for n, c in sorted(self.timer_runs.items()))
         if s.retries or s.failed_invocations:
             text += f" · retries {s.retries} · failed batches {s.failed_invocations}"
+        if self.waiting:
+            text += f" · {self.waiting}"
         return text
 
 
@@ -478,28 +554,27 @@ class LocalFunctionsHost:
             see them as environment variables while they run.
         app: A ``FunctionApp``; default ``function_app.app``.
         host_json: The host.json to read batch settings from.
-        sleep: How to wait between retries (tests pass a recorder).
+
+    Its waits (retry delays, host.json ``maxWaitTime``) are multiplied by the settings'
+    ``LOCAL_HOST_TIME_SCALE`` (1 by default; tests make them short with it).
     """
 
-    def __init__(
-        self,
-        settings: Settings,
-        app: Any = None,
-        *,
-        host_json: Path = HOST_JSON,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
+    def __init__(self, settings: Settings, app: Any = None, *, host_json: Path = HOST_JSON) -> None:
         self.settings = settings
         if app is None:
             app = importlib.import_module("function_app").app
         self.functions = index_app(app, settings)
         self.options = read_host_json(host_json)
-        self.sleep = sleep
+        self.time_scale = settings.local_host_time_scale
         self.summary = IngestSummary()
         self.timer_runs: Counter[str] = Counter()
         self.last_error: str | None = None
+        self.waiting: RetryWait | None = None
         self._consumers: dict[str, tuple[LocalConsumer, FunctionSpec, dict[str, int]]] = {}
         self._consumers_lock = threading.Lock()
+        # (function, partition) -> when a partition with fewer than minEventBatchSize events was
+        # first held back (time.monotonic()); it is delivered anyway maxWaitTime later.
+        self._held_since: dict[tuple[str, str], float] = {}
 
     # --- functions by trigger --------------------------------------------------------------------
     @property
@@ -542,67 +617,124 @@ class LocalFunctionsHost:
         return dict(total)
 
     # --- Event Hubs ------------------------------------------------------------------------------
-    def _pump_once(self, spec: FunctionSpec) -> int:
-        """Deliver at most one batch per partition; return how many events were delivered."""
+    def _pump(self, stop: threading.Event) -> tuple[int, float | None]:
+        """One pass over every Event Hubs function's partitions (see :meth:`_pump_once`)."""
+        delivered, due = 0, None
+        for spec in self.event_hub_functions:
+            events, held = self._pump_once(spec, stop)
+            delivered += events
+            if held is not None:
+                due = held if due is None else min(due, held)
+        return delivered, due
+
+    def _pump_once(self, spec: FunctionSpec, stop: threading.Event) -> tuple[int, float | None]:
+        """Deliver at most one batch per partition.
+
+        As the Event Hubs extension does for a many-cardinality function, a partition with fewer
+        than host.json's ``minEventBatchSize`` events waits for more, up to ``maxWaitTime`` from
+        when it was first held (or from its last invocation), then gets what is there.
+
+        Returns:
+            Events delivered, and seconds until the first held partition is due (None: none held).
+        """
         consumer, start_after = self._consumer(spec)
-        delivered = 0
+        many = str(spec.binding.get("cardinality") or "ONE").upper() == "MANY"
+        backlog = consumer.backlog()
+        delivered, due = 0, None
         for partition in consumer.partition_ids:
             after = None
-            if consumer.get_checkpoint(partition) is None and partition in start_after:
+            if partition in start_after and consumer.get_checkpoint(partition) is None:
                 after = start_after[partition]
+            available = backlog.get(partition, 0)
+            if after is not None:
+                available = max(0, consumer.last_sequence_number(partition) - after)
+            key = (spec.name, partition)
+            if not available:
+                self._held_since.pop(key, None)
+                continue
+            if many and available < self.options.min_event_batch_size:
+                held = time.monotonic() - self._held_since.setdefault(key, time.monotonic())
+                remaining = self.options.max_wait_time * self.time_scale - held
+                if remaining > 0:
+                    due = remaining if due is None else min(due, remaining)
+                    continue
             received = consumer.receive_batch(
                 partition, self.options.max_event_batch_size, after_sequence_number=after
             )
             if not received:
                 continue
-            self._invoke_event_hub(spec, consumer, received)
+            if not self._invoke_event_hub(spec, consumer, received, stop):
+                return delivered, None  # stopped while waiting to retry: nothing checkpointed
+            self._held_since.pop(key, None)  # the extension's wait starts again after an invocation
             delivered += len(received)
-        return delivered
+        return delivered, due
 
     def _invoke_event_hub(
-        self, spec: FunctionSpec, consumer: LocalConsumer, received: list[ReceivedEvent]
-    ) -> None:
+        self,
+        spec: FunctionSpec,
+        consumer: LocalConsumer,
+        received: list[ReceivedEvent],
+        stop: threading.Event,
+    ) -> bool:
+        """Invoke for one partition batch and checkpoint it; False when ``stop`` came first."""
         partition = received[0].partition_id
         events = build_event_batch(received, str(spec.binding["eventHubName"]), consumer.consumer_group)
         if str(spec.binding.get("cardinality") or "ONE").upper() == "ONE":
             # Cardinality one: the host invokes once per event.
-            for event in events:
-                self._call(spec, event)
+            outcomes = [self._call(spec, event, stop, partition) for event in events]
         else:
-            self._call(spec, events)
-        # The real host checkpoints once the invocation is done, whatever its outcome.
+            outcomes = [self._call(spec, events, stop, partition)]
+        if "stopped" in outcomes:
+            return False
+        # The real host checkpoints once the invocation is done, whatever its outcome (a retry
+        # policy that gives up included); a policy that is still retrying holds the checkpoint.
         last = received[-1]
         consumer.checkpoint(partition, last.sequence_number, last.offset)
         self.summary.invocations += 1
         self.summary.events += len(received)
         self.summary.events_by_partition[partition] += len(received)
+        return True
 
-    def _call(self, spec: FunctionSpec, argument: Any) -> bool:
-        """Invoke with the retry policy; True when an attempt succeeded."""
-        delays = spec.retry.delays() if spec.retry else []
-        for attempt in range(len(delays) + 1):
+    def _call(
+        self, spec: FunctionSpec, argument: Any, stop: threading.Event, partition: str | None = None
+    ) -> Literal["ok", "gave_up", "stopped"]:
+        """Invoke with the function's retry policy, waiting between attempts until ``stop``."""
+        retry = 0
+        while True:
             try:
-                with self._app_settings_in_environment():
-                    result = spec.user_function(**{spec.arg_name: argument})
-                    if inspect.isawaitable(result):
-                        asyncio.run(_awaited(result))
-                return True
+                self._run_user_function(spec, argument)
+                self.waiting = None
+                return "ok"
             except Exception as exc:
+                retry += 1
                 self.last_error = f"{spec.name}: {type(exc).__name__}: {exc}"
-                if attempt == len(delays):
-                    log.error("function %s failed after %d attempts: %s", spec.name, attempt + 1, exc)
+                delay = spec.retry.delay(retry) if spec.retry else None
+                if delay is None:
+                    log.error("function %s failed after %d attempts: %s", spec.name, retry, exc)
                     self.summary.failed_invocations += 1
-                    return False
-                log.warning(
-                    "function %s failed (attempt %d), retrying in %.1fs: %s",
-                    spec.name,
-                    attempt + 1,
-                    delays[attempt],
-                    exc,
-                )
+                    self.waiting = None
+                    return "gave_up"
+                wait = delay * self.time_scale
+                self.waiting = self._waiting(spec.name, partition, retry, wait, exc)
+                log.warning("%s", self.waiting.describe(time.monotonic()))
                 self.summary.retries += 1
-                self.sleep(delays[attempt])
-        return False  # pragma: no cover - the loop always returns
+                if stop.wait(wait):
+                    return "stopped"
+
+    def _waiting(
+        self, function: str, partition: str | None, attempts: int, wait: float, exc: Exception
+    ) -> RetryWait:
+        now = time.monotonic()
+        since = self.waiting.failing_since if self.waiting is not None and attempts > 1 else now
+        error = f"{type(exc).__name__}: {exc}"
+        return RetryWait(function, partition, since, attempts, now + wait, error, _is_storage(exc))
+
+    def _run_user_function(self, spec: FunctionSpec, argument: Any) -> Any:
+        with self._app_settings_in_environment():
+            result = spec.user_function(**{spec.arg_name: argument})
+            if inspect.isawaitable(result):
+                result = asyncio.run(_awaited(result))
+        return result
 
     @contextmanager
     def _app_settings_in_environment(self) -> Iterator[None]:
@@ -623,21 +755,34 @@ class LocalFunctionsHost:
                     else:
                         os.environ[key] = previous
 
-    def run_until_idle(self) -> IngestSummary:
+    def run_until_idle(self, stop: threading.Event | None = None) -> IngestSummary:
         """Invoke the Event Hubs functions per partition batch until every partition is caught up.
+
+        Partitions below ``minEventBatchSize`` are delivered once their ``maxWaitTime`` is up, and
+        an invocation that fails waits for its retries (indefinitely, if its policy says so).
+
+        Args:
+            stop: When set (e.g. on Ctrl-C), return after the current attempt or wait; a batch
+                whose function has not succeeded yet is then not checkpointed.
 
         Returns:
             What this call did (each call starts a new summary).
         """
+        stop = stop or threading.Event()
         self.summary = IngestSummary()
-        started, before = time.monotonic(), 0.0
+        started = time.monotonic()
         try:
             with _collecting_batch_logs(self.summary):
-                for spec in self.event_hub_functions:
-                    while self._pump_once(spec):
-                        self.summary.seconds = before + time.monotonic() - started
+                while not stop.is_set():
+                    delivered, due = self._pump(stop)
+                    self.summary.seconds = time.monotonic() - started
+                    if delivered:
+                        continue
+                    if due is None:
+                        break
+                    stop.wait(due)
         finally:
-            self.summary.seconds = before + time.monotonic() - started
+            self.summary.seconds = time.monotonic() - started
         return self.summary
 
     # --- timers ----------------------------------------------------------------------------------
@@ -654,24 +799,24 @@ class LocalFunctionsHost:
             raise HostError(f"name the timer function to fire (timer functions: {names})")
         return timers[0]
 
-    def fire_timer(self, function_name: str | None = None, past_due: bool = False) -> Any:
+    def fire_timer(
+        self, function_name: str | None = None, past_due: bool = False, stop: threading.Event | None = None
+    ) -> Any:
         """Invoke a timer function once with a real ``TimerRequest``; raise if every attempt failed."""
         spec = self._timer(function_name)
         request = TimerRequest(past_due=past_due, schedule={"AdjustForDST": True})
-        delays = spec.retry.delays() if spec.retry else []
-        for attempt in range(len(delays) + 1):
+        retry = 0
+        while True:
             try:
-                with self._app_settings_in_environment():
-                    result = spec.user_function(**{spec.arg_name: request})
-                    if inspect.isawaitable(result):
-                        result = asyncio.run(_awaited(result))
-                self.timer_runs[spec.name] += 1
-                return result
+                result = self._run_user_function(spec, request)
             except Exception:
-                if attempt == len(delays):
+                retry += 1
+                delay = spec.retry.delay(retry) if spec.retry else None
+                if delay is None or (stop or threading.Event()).wait(delay * self.time_scale):
                     raise
-                self.sleep(delays[attempt])
-        return None  # pragma: no cover
+                continue
+            self.timer_runs[spec.name] += 1
+            return result
 
     def next_fire_times(self, after: datetime) -> dict[str, datetime]:
         """When each timer function fires next after ``after`` (UTC)."""
@@ -683,7 +828,8 @@ class LocalFunctionsHost:
         }
 
     def status(self) -> HostStatus:
-        return HostStatus(self.summary, self.backlog(), dict(self.timer_runs), self.last_error)
+        waiting = self.waiting.describe(time.monotonic()) if self.waiting is not None else None
+        return HostStatus(self.summary, self.backlog(), dict(self.timer_runs), self.last_error, waiting)
 
     def serve(
         self,
@@ -703,22 +849,22 @@ class LocalFunctionsHost:
             with _collecting_batch_logs(self.summary):
                 for spec in self.timer_functions:
                     if spec.binding.get("runOnStartup"):
-                        self._fire_logged(spec.name, past_due=False)
+                        self._fire_logged(spec.name, past_due=False, stop=stop)
                 while not stop.is_set():
                     try:
-                        delivered = sum(self._pump_once(spec) for spec in self.event_hub_functions)
+                        delivered, held = self._pump(stop)
                     except sqlite3.Error as exc:
                         # The embedded hub busy or mid-creation by another process: like a lost
                         # connection to Event Hubs, wait and try again (nothing was checkpointed).
                         self.last_error = f"embedded hub: {exc}"
                         log.warning("embedded hub read failed, retrying: %s", exc)
-                        delivered = 0
+                        delivered, held = 0, None
                     now = datetime.now(UTC)
                     for name, when in list(due.items()):
                         if when <= now:
                             # Past due, as on Azure, when the occurrence was missed by a while
                             # (here: the host was busy or stopped for over a minute).
-                            self._fire_logged(name, past_due=(now - when).total_seconds() > 60)
+                            self._fire_logged(name, past_due=(now - when).total_seconds() > 60, stop=stop)
                             schedule = str(self._timer(name).binding["schedule"])
                             due[name] = croniter(schedule, now, second_at_beginning=True).get_next(datetime)
                     self.summary.seconds = time.monotonic() - started
@@ -726,7 +872,7 @@ class LocalFunctionsHost:
                         last_status = time.monotonic()
                         on_status(self.status())
                     if not delivered:
-                        wait = poll_seconds
+                        wait = poll_seconds if held is None else min(poll_seconds, held)
                         if due:
                             until_next = (min(due.values()) - datetime.now(UTC)).total_seconds()
                             wait = min(wait, max(0.0, until_next))
@@ -737,9 +883,9 @@ class LocalFunctionsHost:
             on_status(self.status())
         return self.summary
 
-    def _fire_logged(self, name: str, past_due: bool) -> None:
+    def _fire_logged(self, name: str, past_due: bool, stop: threading.Event) -> None:
         try:
-            self.fire_timer(name, past_due=past_due)
+            self.fire_timer(name, past_due=past_due, stop=stop)
         except Exception as exc:
             self.last_error = f"{name}: {type(exc).__name__}: {exc}"
             log.error("timer function %s failed: %s", name, exc)
@@ -747,3 +893,10 @@ class LocalFunctionsHost:
 
 async def _awaited(result: Any) -> Any:
     return await result
+
+
+def _is_storage(exc: BaseException) -> bool:
+    """Whether a failure is the storage's: what the ingest Function raises (LakeStorage.create)."""
+    from azure.core.exceptions import AzureError
+
+    return isinstance(exc, OSError | AzureError)

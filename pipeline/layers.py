@@ -4,24 +4,39 @@ Everything here only reads: the embedded hub through its consumer API, the local
 quarantine files (layout in docs/architecture.md), silver and gold with ``deltalake``, and the SQL
 target's table, watermark and ``sync_runs``. A layer that does not exist yet counts as empty, so a
 fresh ``$PIPELINE_HOME`` reads as zeros.
+
+The columnar readers (:func:`hub_event_table`, :func:`lake_table`; :func:`delta_table` with storage
+options) give a layer as Arrow columns, for checks over a million events (``pipeline audit``):
+the lake through :mod:`functions.lake`'s adapter and Delta tables with the sync Function's
+storage options, so they work on the local folder and on ADLS alike.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import re
 import sqlite3
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
+from isal import igzip
 
+from contract.bronze import FORMATS
+from functions.bronze import decode_bronze, format_of
+from functions.lake import LakeStorage
 from settings import Settings
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -157,16 +172,141 @@ def quarantine_reasons(settings: Settings) -> tuple[int, Counter[str]]:
     return records, reasons
 
 
+# --- columnar readers -----------------------------------------------------------------------------
+
+#: Arrow types of the envelope fields :func:`lake_table` reads (bronze and quarantine records).
+ENVELOPE_TYPES: dict[str, pa.DataType] = {
+    "SequenceNumber": pa.int64(),
+    "Offset": pa.string(),
+    "EnqueuedTimeUtc": pa.string(),
+    "PartitionId": pa.string(),
+    "PartitionKey": pa.string(),
+    "EventId": pa.string(),
+    "IngestedTimeUtc": pa.string(),
+    "Body": pa.string(),
+    "BodyEncoding": pa.string(),
+}
+FILE_COLUMN = "file"
+# The longest JSON line a bronze or quarantine file can hold (a 256 KiB body, base64 in quarantine,
+# plus its envelope) fits one Arrow JSON block of this size.
+_JSON_BLOCK_BYTES = 4 << 20
+_READ_THREADS = 8  # files read at once: Blob downloads wait on the network, parsing releases the GIL
+
+
+@dataclass(frozen=True)
+class LakeRecords:
+    """Records of many lake files as Arrow columns; ``table[FILE_COLUMN]`` indexes ``files``."""
+
+    table: pa.Table
+    files: list[str]
+
+
+def lake_data_files(lake: LakeStorage, container: str, stream: str) -> list[str]:
+    """The finished bronze or quarantine files of a stream in a container, sorted (temps skipped)."""
+    names = lake.list(container, f"{stream}/")
+    return [n for n in names if not n.rsplit("/", 1)[-1].startswith(("_", ".")) and _is_data_file(n)]
+
+
+def _is_data_file(name: str) -> bool:
+    return any(name.endswith("." + fmt) for fmt in FORMATS)
+
+
+def lake_table(lake: LakeStorage, container: str, stream: str, fields: Sequence[str]) -> LakeRecords:
+    """Chosen envelope fields of every record in a stream's files, plus the file each came from.
+
+    JSON lines (and gzip'd) are parsed by Arrow's JSON reader, typing only the fields asked for
+    (:data:`ENVELOPE_TYPES`); Avro is read by the ingest Function's own reader, by field name. A
+    field a record lacks reads as null; ``Body`` reads as text (Avro bodies are decoded as UTF-8,
+    which valid bodies are).
+    """
+    files = lake_data_files(lake, container, stream)
+    schema = pa.schema([(name, ENVELOPE_TYPES[name]) for name in fields])
+
+    def read(index: int) -> pa.Table:
+        path = files[index]
+        table = _records_table(lake.read(container, path), format_of(path), schema)
+        return table.append_column(FILE_COLUMN, pa.array(np.full(table.num_rows, index, np.int32)))
+
+    with ThreadPoolExecutor(_READ_THREADS) as pool:
+        tables = list(pool.map(read, range(len(files))))
+    empty = schema.empty_table().append_column(FILE_COLUMN, pa.array([], pa.int32()))
+    return LakeRecords(pa.concat_tables([empty, *tables]), files)
+
+
+def _records_table(data: bytes, fmt: str, schema: pa.Schema) -> pa.Table:
+    if fmt == "avro":
+        records = decode_bronze(data, fmt)
+        columns = {}
+        for name in schema.names:
+            values = [r.get(name) for r in records]
+            if name == "Body":
+                values = [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in values]
+            columns[name] = pa.array(values, schema.field(name).type)
+        return pa.table(columns, schema=schema)
+    if fmt == "jsonl.gz":
+        data = igzip.decompress(data)
+    if not data.strip():
+        return schema.empty_table()
+    return pa_json.read_json(
+        io.BytesIO(data),
+        read_options=pa_json.ReadOptions(block_size=_JSON_BLOCK_BYTES),
+        parse_options=pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
+    )
+
+
+def hub_event_table(path: Path, hub_name: str) -> pa.Table | None:
+    """Every event an embedded hub holds, as ``partition`` (int32), ``sequence_number`` and
+    ``enqueued_ms`` (int64) columns; None when the file holds no hub of that name.
+
+    Read from the hub's batch index (one row per sent batch), never from its bodies.
+    """
+    from localhub import LocalEventHub, hub_names
+
+    if hub_name not in hub_names(path):
+        return None
+    with LocalEventHub(path, name=hub_name, partitions=None) as hub:
+        ranges = hub.batch_ranges()
+    partitions = np.array([int(p) for p, _, _, _ in ranges], np.int32)
+    firsts = np.array([f for _, f, _, _ in ranges], np.int64)
+    sizes = np.array([last - first + 1 for _, first, last, _ in ranges], np.int64)
+    enqueued = np.array([ms for _, _, _, ms in ranges], np.int64)
+    # Expand each batch to its events: the batch's first number plus the event's place in it.
+    starts = np.repeat(np.cumsum(sizes) - sizes, sizes)
+    numbers = np.repeat(firsts, sizes) + (np.arange(int(sizes.sum()), dtype=np.int64) - starts)
+    return pa.table(
+        {
+            "partition": np.repeat(partitions, sizes),
+            "sequence_number": numbers,
+            "enqueued_ms": np.repeat(enqueued, sizes),
+        }
+    )
+
+
+def hub_checkpoints(settings: Settings) -> dict[str, int]:
+    """Per partition id, the ingest consumer group's checkpointed sequence number in the embedded hub."""
+    from localhub import LocalEventHub, hub_names
+
+    if settings.eventhub_name not in hub_names(settings.local_hub_path):
+        return {}
+    with LocalEventHub(settings.local_hub_path, name=settings.eventhub_name, partitions=None) as hub:
+        return hub.checkpoints(settings.eventhub_consumer_group)
+
+
+def epoch_ms(texts: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """RFC 3339 UTC texts (``2026-11-22T07:43:20.123Z``) as epoch milliseconds (int64)."""
+    return pc.cast(pc.cast(texts, pa.timestamp("ms", tz="UTC")), pa.int64())
+
+
 # --- Delta tables ---------------------------------------------------------------------------------
 
 
-def delta_table(uri: str) -> Any | None:
+def delta_table(uri: str, storage_options: dict[str, str] | None = None) -> Any | None:
     """The Delta table at ``uri``, or None when it has not been created yet."""
     from deltalake import DeltaTable
 
-    if not DeltaTable.is_deltatable(uri):
+    if not DeltaTable.is_deltatable(uri, storage_options=storage_options or None):
         return None
-    return DeltaTable(uri)
+    return DeltaTable(uri, storage_options=storage_options or None)
 
 
 def delta_rows(uri: str) -> tuple[int, int | None]:

@@ -76,9 +76,16 @@ def new_progress(console: Console | None = None) -> Progress:
 
 @contextmanager
 def _tracked(
-    progress: Progress | None, description: str, poll: Callable[[], tuple[int, int]] | None = None
+    progress: Progress | None,
+    description: str,
+    poll: Callable[[], tuple[int, int]] | None = None,
+    note: Callable[[], str | None] | None = None,
 ) -> Iterator[None]:
-    """Show a progress task while the body runs; ``poll`` gives (done, total) every half second."""
+    """Show a progress task while the body runs.
+
+    Every half second ``poll`` gives (done, total), and ``note`` what the stage waits for, if
+    anything (shown after the description).
+    """
     if progress is None:
         yield
         return
@@ -92,6 +99,8 @@ def _tracked(
             return
         if total:
             progress.update(task, completed=done, total=total)
+        waiting = note() if note else None
+        progress.update(task, description=f"{description} · {waiting}" if waiting else description)
 
     def poller() -> None:
         while not stop.wait(0.5):
@@ -108,7 +117,7 @@ def _tracked(
         thread.join()
     # Only a stage that finished shows as done (an interrupted or failed one keeps its bar).
     final = progress.tasks[task].total or 1
-    progress.update(task, completed=final, total=final)
+    progress.update(task, description=description, completed=final, total=final)
 
 
 def interruptible(
@@ -185,18 +194,25 @@ def run_once(
         total, backlog = layers.hub_counts(settings)
         return total - backlog, total
 
-    started = time.monotonic()
-    try:
-        with _tracked(progress, "ingest (local Functions host)", ingest_progress):
-            result.ingest = LocalFunctionsHost(settings).run_until_idle()
-    except KeyboardInterrupt:
-        raise Interrupted(
-            "during ingest; the batch in flight is delivered again next time: run again to continue"
-        ) from None
-    result.seconds["ingest"] = time.monotonic() - started
+    host = LocalFunctionsHost(settings)
+
+    def ingest_waits() -> str | None:  # e.g. for storage: the run waits until it is back (or Ctrl-C)
+        waiting = host.waiting
+        return waiting.describe(time.monotonic()) if waiting is not None else None
 
     started = time.monotonic()
     stop = threading.Event()
+    with _tracked(progress, "ingest (local Functions host)", ingest_progress, ingest_waits):
+        # Off the main thread too: Ctrl-C stops the host after its current attempt (or wait).
+        result.ingest, interrupted = interruptible(lambda: host.run_until_idle(stop), stop, name="ingest")
+        if interrupted:
+            raise Interrupted(
+                "ingest stopped after its current batch; the rest wait in the hub, not checkpointed: "
+                "run again to continue"
+            )
+    result.seconds["ingest"] = time.monotonic() - started
+
+    started = time.monotonic()
     with _tracked(progress, "Spark bronze → silver → gold (availableNow)"):
         spark, interrupted = interruptible(
             lambda: run_spark(settings, available_now=True, stop=stop),
@@ -280,9 +296,9 @@ def sample_lag(settings: Settings) -> Lag:
     # Bronze files written after silver's last commit are what the Spark job has not seen yet.
     last_commit = 0.0
     if silver is not None:
-        history = silver.history(1)
-        if history:
-            last_commit = float(history[0].get("timestamp", 0)) / 1000
+        commits = silver.history(1)
+        if commits:
+            last_commit = float(commits[0].get("timestamp", 0)) / 1000
     pending = sum(
         1 for p in layers.lake_files(settings, settings.bronze_container) if p.stat().st_mtime > last_commit
     )

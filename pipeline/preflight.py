@@ -42,7 +42,7 @@ def prepare(args: argparse.Namespace) -> Settings:
     if "SQL_CONNECTION" in uses:
         check_sql_connection(settings)
     if getattr(args, "java", False):
-        require_java()
+        require_spark()
     args.settings = settings
     return settings
 
@@ -57,6 +57,17 @@ def require_java() -> None:
     """Local Spark needs ``java``; without it Spark fails later with a long JVM-launch traceback."""
     if shutil.which("java") is None:
         raise UserError("Java 17 is needed for local Spark: install a JDK 17 and put `java` on PATH")
+
+
+def require_spark() -> None:
+    """Java, and the Delta Lake and Avro jars `make install` fetched, before Spark is started."""
+    require_java()
+    from pipeline.spark_session import SparkJarsMissingError, spark_jars
+
+    try:
+        spark_jars()
+    except SparkJarsMissingError as exc:
+        raise UserError(str(exc)) from None
 
 
 def check_sql_connection(settings: Settings) -> None:

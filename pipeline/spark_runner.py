@@ -1,7 +1,8 @@
 """Run the Spark job and reprocessing locally: settings -> job options -> spark/ functions.
 
 The local lake's folders and tables come from settings; the code that runs is the same job the
-Databricks bundle deploys, with the local engine adapter (file source + ``deltalake``).
+Databricks bundle deploys, Delta Lake on Spark included. Only bronze comes from Spark's file
+source here instead of Auto Loader.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
+from pipeline.spark_session import local_spark_session, quiet
 from settings import Settings
-from spark.engine import LakeConfig, LocalEngine
+from spark.bronze_source import FileSource
+from spark.delta_tables import DeltaTables
 from spark.job import JobOptions, run_stream
+from spark.lake import LakeConfig
 from spark.reprocess import reprocess_range
-from spark.session import local_spark_session, quiet
 
 _session_lock = threading.Lock()
 
@@ -65,7 +68,7 @@ def run_spark(
         lake=lake_config(settings),
         window_minutes=settings.window_minutes,
         trigger_seconds=None if available_now else settings.spark_trigger_seconds,
-        engine="local",
+        bronze_source="files",
         stall_timeout_seconds=settings.spark_stall_timeout_seconds,
     )
     return run_stream(spark_session(), options, stop=stop or threading.Event(), on_batch=on_batch)
@@ -73,5 +76,6 @@ def run_spark(
 
 def reprocess(settings: Settings, start: date, end: date) -> dict[str, Any]:
     """Rebuild silver and gold for event dates ``start``..``end`` from the local bronze."""
-    engine = LocalEngine(spark_session(), lake_config(settings))
-    return reprocess_range(engine, start, end, window_minutes=settings.window_minutes)
+    spark, lake = spark_session(), lake_config(settings)
+    tables = DeltaTables(spark, lake, settings.window_minutes)
+    return reprocess_range(FileSource(spark, lake), tables, start, end)

@@ -25,6 +25,11 @@ def main() -> int:
         problems.append("Java 17 is needed for local Spark: install a JDK 17 and put `java` on PATH.")
     elif java < 17:
         problems.append(f"Java 17 or newer is needed for local Spark (found Java {java}).")
+    if not shutil.which("mvn"):
+        problems.append(
+            "Maven (`mvn`) is needed once, by `make install`, to fetch Delta Lake's and spark-avro's jars "
+            "for local Spark: install Maven (e.g. `apt-get install maven`) and put `mvn` on PATH."
+        )
     if not shutil.which("node") or not shutil.which("npm"):
         problems.append("Node.js with npm is needed for the Azurite storage emulator used by the tests.")
     for problem in problems:

@@ -30,12 +30,17 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from spark.engine import BRONZE_FORMATS, DeltaEngine, LakeConfig, Txn, pick_engine
+from contract.bronze import FORMATS
+from spark.bronze_source import BRONZE_SOURCES, BronzeSource, pick_source
+from spark.delta_tables import DeltaTables, Txn, WriteResult
+from spark.lake import LakeConfig
 from spark.schemas import GOLD_KEY
 from spark.transforms import (
-    TOUCHED_WINDOW_COLUMNS,
     check_bronze,
+    dedupe_events,
+    has_duplicate_ids,
     silver_to_gold,
+    split_checked,
     touched_windows,
     window_start,
 )
@@ -54,7 +59,7 @@ class JobOptions:
     lake: LakeConfig
     window_minutes: int = 5
     trigger_seconds: int | None = None  # None: availableNow (process what is there, then stop)
-    engine: str = "auto"
+    bronze_source: str = "auto"  # autoloader (Databricks), files (Spark's file source) or auto
     query_name: str = "weather_bronze_to_gold"
     # A micro-batch with no progress at all for this long is stopped and restarted (0: never).
     stall_timeout_seconds: float = 900.0
@@ -68,8 +73,8 @@ class JobTotals:
     batches: int = 0
     bronze_rows: int = 0
     silver_inserted: int = 0
+    duplicates_skipped: int = 0  # valid rows silver already had, or twice in one batch
     quarantined: int = 0
-    windows_recomputed: int = 0
     gold_inserted: int = 0
     gold_updated: int = 0
     replayed_writes_skipped: int = 0
@@ -81,8 +86,8 @@ class JobTotals:
         for name in (
             "bronze_rows",
             "silver_inserted",
+            "duplicates_skipped",
             "quarantined",
-            "windows_recomputed",
             "gold_inserted",
             "gold_updated",
             "replayed_writes_skipped",
@@ -100,16 +105,23 @@ def now_utc() -> datetime:
 
 
 def recompute_windows(
-    engine: DeltaEngine, touched: DataFrame, dates: list[date], window_minutes: int
+    tables: DeltaTables, touched: DataFrame, dates: list[date], window_minutes: int
 ) -> DataFrame:
     """Silver rows of the touched (``location``, ``window_start``) keys, read from the table."""
-    silver = engine.read_silver(dates)
+    silver = tables.read_silver(dates)
     keyed = silver.withColumn("window_start", window_start(F.col("event_time"), window_minutes))
     return keyed.join(F.broadcast(touched), GOLD_KEY, "left_semi").drop("window_start")
 
 
+def _row_counts(checked: DataFrame) -> tuple[int, int]:
+    """(bronze rows, valid rows) of a checked batch, in one pass."""
+    counts = checked.groupBy(F.size("_reasons") == 0).count().collect()
+    by_verdict = {bool(row[0]): int(row[1]) for row in counts}
+    return sum(by_verdict.values()), by_verdict.get(True, 0)
+
+
 def process_batch(
-    engine: DeltaEngine,
+    tables: DeltaTables,
     bronze: DataFrame,
     batch_id: int,
     *,
@@ -121,7 +133,7 @@ def process_batch(
     """Process one micro-batch of bronze rows; safe to run again with the same ``batch_id``.
 
     Args:
-        engine: The Delta engine adapter.
+        tables: The silver, quarantine and gold tables.
         bronze: The micro-batch's bronze rows (envelope plus ``source_file``).
         batch_id: Spark's micro-batch id: the idempotent-write version.
         window_minutes: Gold window size.
@@ -130,46 +142,61 @@ def process_batch(
         hook: Called as ``hook(stage, batch_id)`` after each write (tests inject crashes here).
 
     Returns:
-        Counts for this batch.
+        Counts for this batch (written rows from Delta's operation metrics).
     """
     processed_at = processed_at or now_utc()
-    batch = engine.hold(check_bronze(bronze, processed_at), window_minutes)
+    # The checked batch is cached once: every write and count below reads it.
+    checked = check_bronze(bronze, processed_at).persist()
+    deduped: DataFrame | None = None
     try:
-        dates = batch.dates()
+        bronze_rows, valid_rows = _row_counts(checked)
+        valid, rejected = split_checked(checked)
+        silver = valid
+        if has_duplicate_ids(valid):
+            silver = deduped = dedupe_events(valid).persist()  # sorted once, read by each write
+        dates = sorted(row[0] for row in silver.select("event_date").distinct().collect())
         # Asked before the insert: when silver held nothing on these dates, silver's rows of the
         # touched windows afterwards are exactly this batch's, so gold is aggregated from the
-        # batch instead of read back from the table (same rows, same exact sums). A replay finds
-        # its own earlier insert and takes the read-back path.
-        from_batch = not engine.silver_has_dates(dates)
-        silver_result = engine.insert_new_silver(batch.silver, dates, Txn(f"{app_id}:silver", batch_id))
+        # batch instead of read back from the table (same rows, same exact sums), and neither
+        # table can hold those rows or windows yet. A replay finds its own earlier insert and
+        # takes the read-back path, where Delta's transaction identifiers skip what was written.
+        from_batch = not tables.silver_has_dates(dates)
+        silver_txn = Txn(f"{app_id}:silver", batch_id)
+        silver_result = tables.insert_new_silver(silver, dates, silver_txn, dates_are_new=from_batch)
         if hook:
             hook("silver", batch_id)
-        quarantine_result = engine.append_quarantine(batch.rejected, Txn(f"{app_id}:quarantine", batch_id))
+        # Nothing to quarantine is no write at all (a replay of the batch has nothing either).
+        quarantine_result = WriteResult()
+        if valid_rows < bronze_rows:
+            quarantine_result = tables.append_quarantine(rejected, Txn(f"{app_id}:quarantine", batch_id))
         if hook:
             hook("quarantine", batch_id)
+        gold_txn = Txn(f"{app_id}:gold", batch_id)
         if from_batch:
-            gold, windows = batch.gold(window_minutes, processed_at)  # a row per touched window
-            gold_result = engine.merge_gold(gold, Txn(f"{app_id}:gold", batch_id))
+            gold = silver_to_gold(silver, window_minutes, processed_at)
+            gold_result = tables.merge_gold(gold, gold_txn, windows_are_new=True)
         else:
-            touched = touched_windows(batch.silver_frame(TOUCHED_WINDOW_COLUMNS), window_minutes).persist()
-            windows = touched.count()
-            gold = silver_to_gold(
-                recompute_windows(engine, touched, dates, window_minutes), window_minutes, processed_at
-            )
-            gold_result = engine.merge_gold(gold, Txn(f"{app_id}:gold", batch_id))
-            touched.unpersist()
+            touched = touched_windows(silver, window_minutes).persist()
+            try:
+                rows = recompute_windows(tables, touched, dates, window_minutes)
+                gold = silver_to_gold(rows, window_minutes, processed_at)
+                gold_result = tables.merge_gold(gold, gold_txn)
+            finally:
+                touched.unpersist()
         if hook:
             hook("gold", batch_id)
-        bronze_rows = batch.bronze_rows()
     finally:
-        batch.release()
+        if deduped is not None:
+            deduped.unpersist()
+        checked.unpersist()
     results = (silver_result, quarantine_result, gold_result)
     return {
         "batch_id": batch_id,
         "bronze_rows": bronze_rows,
         "silver_inserted": silver_result.inserted,
+        # A replayed silver write inserts nothing: its rows are not duplicates of anything.
+        "duplicates_skipped": 0 if silver_result.skipped else valid_rows - silver_result.inserted,
         "quarantined": quarantine_result.inserted,
-        "windows_recomputed": windows,
         "gold_inserted": gold_result.inserted,
         "gold_updated": gold_result.updated,
         "replayed_writes_skipped": sum(r.skipped for r in results),
@@ -206,14 +233,15 @@ def run_stream(
         StalledQueryError: When the query stalled more than ``stall_restarts`` times, or could
             not be stopped; restarting resumes from the checkpoint.
     """
-    engine = pick_engine(spark, options.lake, options.engine)
-    engine.prepare()
+    source = pick_source(spark, options.lake, options.bronze_source)
+    tables = DeltaTables(spark, options.lake, options.window_minutes)
+    tables.prepare()
     totals = JobTotals()
     watch = StallWatch(spark, options.stall_timeout_seconds) if options.stall_timeout_seconds else None
     while True:
         if stop is not None and stop.is_set():  # stopped before (re)starting: nothing to wait for
             return totals.as_dict()
-        query = _start_query(engine, options, totals, on_batch, hook, watch)
+        query = _start_query(source, tables, options, totals, on_batch, hook, watch)
         try:
             stalled = _await_query(query, options.trigger_seconds is None, stop, watch)
         finally:
@@ -235,7 +263,8 @@ def run_stream(
 
 
 def _start_query(
-    engine: DeltaEngine,
+    source: BronzeSource,
+    tables: DeltaTables,
     options: JobOptions,
     totals: JobTotals,
     on_batch: Callable[[dict[str, int]], None] | None,
@@ -248,7 +277,7 @@ def _start_query(
     def each_batch(bronze: DataFrame, batch_id: int) -> None:
         started.wait(timeout=60)
         counts = process_batch(
-            engine,
+            tables,
             bronze,
             batch_id,
             window_minutes=options.window_minutes,
@@ -260,7 +289,7 @@ def _start_query(
             on_batch(counts)
 
     writer = (
-        engine.read_bronze_stream()
+        source.read_stream()
         .writeStream.queryName(options.query_name)
         .option("checkpointLocation", options.lake.checkpoint)
         .foreachBatch(each_batch)
@@ -338,7 +367,7 @@ def add_lake_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bronze-path", required=True, help="bronze folder of the stream (abfss:// or local)"
     )
-    parser.add_argument("--bronze-format", choices=BRONZE_FORMATS, default="jsonl")
+    parser.add_argument("--bronze-format", choices=FORMATS, default="jsonl")
     parser.add_argument(
         "--silver-table", required=True, help="silver Delta table: catalog.schema.name or a path"
     )
@@ -347,7 +376,12 @@ def add_lake_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="streaming checkpoint location")
     parser.add_argument("--schema-location", default="", help="Auto Loader schema location")
     parser.add_argument("--window-minutes", type=int, default=5, help="gold window size in minutes")
-    parser.add_argument("--engine", choices=("auto", "databricks", "local"), default="auto")
+    parser.add_argument(
+        "--bronze-source",
+        choices=BRONZE_SOURCES,
+        default="auto",
+        help="autoloader (Databricks), files (Spark's file source), auto: Auto Loader on Databricks",
+    )
 
 
 def lake_from_args(args: argparse.Namespace) -> LakeConfig:
@@ -382,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def job_session() -> SparkSession:
-    """The runtime's session, in UTC so event dates and windows are UTC days."""
+    """The runtime's session (Databricks'), in UTC so event dates and windows are UTC days."""
     spark = SparkSession.builder.getOrCreate()
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     spark.conf.set("spark.sql.streaming.stopTimeout", STOP_TIMEOUT)
@@ -395,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         lake=lake_from_args(args),
         window_minutes=args.window_minutes,
         trigger_seconds=None if args.trigger == "available-now" else args.trigger_seconds,
-        engine=args.engine,
+        bronze_source=args.bronze_source,
         stall_timeout_seconds=args.stall_timeout_seconds,
     )
     totals = run_stream(job_session(), options)

@@ -26,7 +26,8 @@ from typing import Any
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from spark.engine import DeltaEngine, pick_engine
+from spark.bronze_source import BronzeSource, pick_source
+from spark.delta_tables import DeltaTables
 from spark.job import add_lake_arguments, job_session, lake_from_args, now_utc
 from spark.transforms import check_bronze, dedupe_events, silver_to_gold, split_checked
 
@@ -39,11 +40,11 @@ def event_dates(start: date, end: date) -> list[date]:
 
 
 def reprocess_range(
-    engine: DeltaEngine,
+    source: BronzeSource,
+    tables: DeltaTables,
     start: date,
     end: date,
     *,
-    window_minutes: int,
     lookback_days: int = 1,
     processed_at: datetime | None = None,
 ) -> dict[str, Any]:
@@ -54,18 +55,19 @@ def reprocess_range(
     """
     days = event_dates(start, end)
     processed_at = processed_at or now_utc()
-    engine.prepare()
-    checked = check_bronze(engine.read_bronze_batch(start - timedelta(days=lookback_days)), processed_at)
+    window_minutes = tables.window_minutes
+    tables.prepare()
+    checked = check_bronze(source.read_batch(start - timedelta(days=lookback_days)), processed_at)
     checked = checked.persist()
     try:
         valid, rejected = split_checked(checked)
         in_range = valid.where(F.col("event_date").between(F.lit(start), F.lit(end)))
         silver = dedupe_events(in_range).persist()
         try:
-            silver_result = engine.replace_silver_range(silver, start, end)
-            quarantine_result = engine.append_quarantine(rejected, None)
-            gold = silver_to_gold(engine.read_silver(days), window_minutes, processed_at)
-            gold_result = engine.merge_gold(gold, None, replace=(start, end))
+            silver_result = tables.replace_silver_range(silver, start, end)
+            quarantine_result = tables.append_quarantine(rejected, None)
+            gold = silver_to_gold(tables.read_silver(days), window_minutes, processed_at)
+            gold_result = tables.merge_gold(gold, None, replace=(start, end))
             rebuilt = silver.count()
             bronze_rows = checked.count()
         finally:
@@ -101,8 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     spark: SparkSession = job_session()
-    engine = pick_engine(spark, lake_from_args(args), args.engine)
-    print(reprocess_range(engine, args.start, args.end, window_minutes=args.window_minutes))
+    lake = lake_from_args(args)
+    source = pick_source(spark, lake, args.bronze_source)
+    tables = DeltaTables(spark, lake, args.window_minutes)
+    print(reprocess_range(source, tables, args.start, args.end, lookback_days=args.lookback_days))
     return 0
 
 

@@ -8,37 +8,50 @@ from __future__ import annotations
 
 from pyspark.sql import types as T
 
-from contract import FIELDS, FieldRule, gold
+from contract import FIELDS, FieldRule, bronze, gold
 
 # Columns stored as 32-bit integers; every other contract integer is a long (counters grow).
 _INT32_COLUMNS = frozenset({"schema_version"})
 
 BODY_COLUMN = "Body"
 CORRUPT_RECORD_COLUMN = "_corrupt_record"
+#: Auto Loader's rescued-data column on bronze (silver's own ``_rescued_data`` holds a body's
+#: unknown fields, hence another name).
+RESCUED_ENVELOPE_COLUMN = "_rescued_envelope"
 SOURCE_FILE_COLUMN = "source_file"
 
-# The bronze envelope (docs/architecture.md "Bronze records"); Body is a string in JSON lines
-# and bytes in Avro, so the transforms accept either.
-_ENVELOPE_FIELDS = [
-    T.StructField("SequenceNumber", T.LongType()),
-    T.StructField("Offset", T.StringType()),
-    T.StructField("EnqueuedTimeUtc", T.StringType()),
-    T.StructField("SystemProperties", T.MapType(T.StringType(), T.StringType())),
-    T.StructField("Properties", T.MapType(T.StringType(), T.StringType())),
-    T.StructField(BODY_COLUMN, T.StringType()),
-    T.StructField("PartitionId", T.StringType()),
-    T.StructField("PartitionKey", T.StringType()),
-    T.StructField("EventId", T.StringType()),
-    T.StructField("IngestedTimeUtc", T.StringType()),
-]
+_JSON_TYPES: dict[str, T.DataType] = {
+    "long": T.LongType(),
+    "string": T.StringType(),
+    "optional_string": T.StringType(),
+    "time": T.StringType(),
+    "properties": T.MapType(T.StringType(), T.StringType()),  # JSON lines keep values as text
+    "body": T.StringType(),
+}
 
-#: Bronze JSON lines as read by the file source; malformed lines land in ``_corrupt_record``.
-BRONZE_JSON_SCHEMA = T.StructType([*_ENVELOPE_FIELDS, T.StructField(CORRUPT_RECORD_COLUMN, T.StringType())])
+#: Bronze JSON lines as the file source reads them; malformed lines land in ``_corrupt_record``.
+BRONZE_JSON_SCHEMA = T.StructType(
+    [T.StructField(f.name, _JSON_TYPES[f.kind]) for f in bronze.ENVELOPE]
+    + [T.StructField(CORRUPT_RECORD_COLUMN, T.StringType())]
+)
 
-#: Bronze Avro as the local Avro data source yields it (Body as bytes, plus the file it came from).
+# The Avro fields the job reads, by name (Spark matches Avro fields by name, so the property maps,
+# which the job does not use, are not read at all).
+_AVRO_READ_TYPES: dict[str, T.DataType] = {
+    "SequenceNumber": T.LongType(),
+    BODY_COLUMN: T.BinaryType(),
+    bronze.EXACT_ENQUEUED_TIME: T.StringType(),
+    "PartitionId": T.StringType(),
+    "EventId": T.StringType(),
+    "IngestedTimeUtc": T.StringType(),
+}
+#: Bronze Avro (Event Hubs Capture's record plus the pipeline's fields) as the job reads it.
 BRONZE_AVRO_SCHEMA = T.StructType(
-    [T.StructField(f.name, T.BinaryType()) if f.name == BODY_COLUMN else f for f in _ENVELOPE_FIELDS]
-    + [T.StructField(SOURCE_FILE_COLUMN, T.StringType())]
+    [
+        T.StructField(name, _AVRO_READ_TYPES[name])
+        for name in bronze.AVRO_FIELD_NAMES
+        if name in _AVRO_READ_TYPES
+    ]
 )
 
 

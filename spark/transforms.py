@@ -2,53 +2,35 @@
 
 Nothing here reads or writes storage. The contract re-check runs the contract's own validator
 (``contract.parse_batch``) and yields its reason codes, plus ``bronze_malformed`` for a bronze
-record that is not a readable envelope with a body.
+record that is not a readable envelope with a body and ``bronze_rescued`` for one whose envelope
+Auto Loader had to rescue (contract/bronze.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar, overload
+from typing import Any, overload
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyspark import SparkContext
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_type
 
 from contract import EVENT_ID_FIELD, FIELDS, FieldRule, ParsedBatch, parse_batch, utf8_text
+from contract.bronze import BRONZE_MALFORMED, BRONZE_RESCUED
 from spark.schemas import (
     BODY_COLUMN,
     CORRUPT_RECORD_COLUMN,
     EVENT_FIELDS,
     GOLD_SCHEMA,
     QUARANTINE_SCHEMA,
+    RESCUED_ENVELOPE_COLUMN,
     SILVER_SCHEMA,
     SOURCE_FILE_COLUMN,
 )
-
-BRONZE_MALFORMED = "bronze_malformed"
-
-_Built = TypeVar("_Built")
-# Expressions built once per SparkContext (see _per_context): key -> (context, value).
-_BUILT: dict[Hashable, tuple[Any, Any]] = {}
-
-
-def _per_context(key: Hashable, build: Callable[[], _Built]) -> _Built:
-    """``build()`` once per SparkContext and key, then the same value for every micro-batch.
-
-    Each column expression costs several Py4J calls to build; a small micro-batch should not pay
-    them again. Unresolved expressions are not tied to a frame, so every batch can select the same
-    ones; they are tied to the JVM, hence one set per SparkContext.
-    """
-    context = SparkContext._active_spark_context
-    built = _BUILT.get(key)
-    if built is None or built[0] is not context:
-        built = _BUILT[key] = (context, build())
-    return built[1]
 
 
 def check_bronze(bronze: DataFrame, processed_at: datetime) -> DataFrame:
@@ -69,17 +51,20 @@ def check_bronze(bronze: DataFrame, processed_at: datetime) -> DataFrame:
         quarantine keeps; split it with :func:`split_checked`.
     """
     body = F.col(BODY_COLUMN)
-    malformed = body.isNull()
-    # JSON lines: the reader's column for lines that are not JSON (Avro has none).
-    has_corrupt_record = CORRUPT_RECORD_COLUMN in bronze.columns
-    corrupt = F.col(CORRUPT_RECORD_COLUMN) if has_corrupt_record else F.lit(None).cast("string")
-    if has_corrupt_record:
-        malformed = malformed | corrupt.isNotNull()
+    # JSON lines: the reader's column for lines that are not JSON (Avro has none); Auto Loader:
+    # the envelope values it rescued.
+    corrupt = _optional(bronze, CORRUPT_RECORD_COLUMN)
+    rescued = _optional(bronze, RESCUED_ENVELOPE_COLUMN)
+    bronze_reason = (
+        F.when(body.isNull() | corrupt.isNotNull(), F.lit(BRONZE_MALFORMED))
+        .when(rescued.isNotNull(), F.lit(BRONZE_RESCUED))
+        .otherwise(F.lit(None).cast("string"))
+    )
     # Body goes as it is (text or bytes) and the envelope's times as text: the Python step reads
     # both with Arrow, cheaper than Spark's per-row copy and time parser (measured with JFR).
     inputs = bronze.select(
         body.alias(BODY_COLUMN),
-        malformed.alias(_MALFORMED),
+        bronze_reason.alias(_BRONZE_REASON),
         F.col("EnqueuedTimeUtc"),
         F.col("IngestedTimeUtc"),
         F.col("PartitionId").alias("partition_id"),
@@ -106,10 +91,14 @@ def check_bronze(bronze: DataFrame, processed_at: datetime) -> DataFrame:
     )
 
 
+def _optional(frame: DataFrame, name: str) -> Column:
+    return F.col(name) if name in frame.columns else F.lit(None).cast("string")
+
+
 # What check_bronze's Python step adds to the envelope columns it passes through. Columns only
 # quarantine reads (the body, the envelope's eventId) come back for rejected rows only (null
 # otherwise): fewer values to convert.
-_MALFORMED = "_malformed"
+_BRONZE_REASON = "_bronze_reason"
 _REJECTED_BODY = "_rejected_body"
 _PASSED_THROUGH = [
     T.StructField("partition_id", T.StringType()),
@@ -144,7 +133,7 @@ def check_arrow(batch: pa.RecordBatch) -> pa.RecordBatch:
         return pa.RecordBatch.from_pylist([], schema=_CHECKED_ARROW_SCHEMA)
     body_column = batch.column(BODY_COLUMN).cast(pa.binary())  # text (JSON lines) or bytes (Avro)
     bodies = body_column.to_pylist()
-    malformed = batch.column(_MALFORMED).to_pylist()
+    bronze_reasons = batch.column(_BRONZE_REASON).to_pylist()
     enqueued_times = _utc_times(batch.column("EnqueuedTimeUtc"))
     enqueued = enqueued_times.cast(pa.int64())
     if enqueued.null_count:  # the future rule then looks at now, as validate_event does
@@ -153,14 +142,14 @@ def check_arrow(batch: pa.RecordBatch) -> pa.RecordBatch:
     parsed = parse_batch(
         [body or b"" for body in bodies], _MicrosTimes(enqueued.to_pylist()), _from_micros(earliest)
     )
-    if set(map(type, parsed.outcomes)) == {str} and not any(malformed):  # the usual batch
+    if set(map(type, parsed.outcomes)) == {str} and not any(bronze_reasons):  # the usual batch
         valid = None
         reasons = pa.ListArray.from_arrays(pa.array([0] * (rows + 1), pa.int32()), pa.array([], pa.string()))
         rejected = [pa.nulls(rows, pa.binary()), pa.nulls(rows, pa.string())]
     else:
         codes = [
-            [BRONZE_MALFORMED] if bad else [] if type(outcome) is str else list(outcome.reasons)  # type: ignore[union-attr]
-            for outcome, bad in zip(parsed.outcomes, malformed, strict=True)
+            [bad] if bad else [] if type(outcome) is str else list(outcome.reasons)  # type: ignore[union-attr]
+            for outcome, bad in zip(parsed.outcomes, bronze_reasons, strict=True)
         ]
         valid = [not code for code in codes]
         reasons = pa.array(codes, pa.list_(pa.string()))
@@ -215,7 +204,7 @@ def _utc_time(text: str | None) -> datetime | None:
 
 
 def _only(valid: list[bool] | None, values: list[Any]) -> list[Any]:
-    """The values of valid rows; None for the others (a malformed row's body may parse)."""
+    """The values of valid rows; None for the others (a bronze-rejected row's body may parse)."""
     if valid is None:
         return values
     return [value if ok else None for value, ok in zip(values, valid, strict=True)]
@@ -302,40 +291,6 @@ def split_checked(checked: DataFrame) -> tuple[DataFrame, DataFrame]:
     return valid, rejected
 
 
-#: The flat_checked columns only rejected rows fill, by quarantine column name (apart from silver's).
-QUARANTINE_ONLY_COLUMNS = {"event_id": "_quarantine_event_id", "reasons": "reasons", "body": "body"}
-VALID_COLUMN = "_valid"
-
-
-def flat_checked(checked: DataFrame, window_minutes: int | None = None) -> DataFrame:
-    """:func:`split_checked` as one frame, so that one pass (one ``toArrow``) yields both sides.
-
-    Every row has ``_valid``, the silver columns (null on rejected rows) and the quarantine's own
-    columns (``QUARANTINE_ONLY_COLUMNS``, null on valid rows); the ingestion columns are shared.
-    Filtering on ``_valid`` and taking either side's columns gives exactly ``split_checked``'s rows.
-    With ``window_minutes``, valid rows also carry :func:`gold_inputs` (``GOLD_INPUT_COLUMNS``).
-    """
-    return checked.select(*_per_context(("flat", window_minutes), lambda: _flat_columns(window_minutes)))
-
-
-def _flat_columns(window_minutes: int | None) -> list[Column]:
-    valid = F.size("_reasons") == 0
-    shared = {f.name for f in QUARANTINE_SCHEMA.fields[3:]}
-    # Guarded by the verdict like split_checked's filter: a cast must not fail on a rejected row.
-    silver = [
-        (column if name in shared else F.when(valid, column)).alias(name)
-        for name, column in _silver_columns().items()
-    ]
-    quarantine = [
-        F.when(~valid, column).alias(QUARANTINE_ONLY_COLUMNS[name])
-        for name, column in _quarantine_columns().items()
-        if name not in shared
-    ]
-    extra = [] if window_minutes is None else gold_inputs(window_minutes)
-    gold = [F.when(valid, column).alias(name) for name, column in extra]
-    return [valid.alias(VALID_COLUMN), *silver, *quarantine, *gold]
-
-
 def bronze_to_silver(bronze: DataFrame, processed_at: datetime) -> tuple[DataFrame, DataFrame]:
     """Parse and re-check bronze records: ``(valid, rejected)``, see :func:`split_checked`."""
     return split_checked(check_bronze(bronze, processed_at))
@@ -376,30 +331,11 @@ def touched_windows(silver: DataFrame, window_minutes: int) -> DataFrame:
 _FIXED_POINT = 1_000_000_000
 
 
-#: The columns summed as fixed-point integers (averages and totals in gold).
-FIXED_POINT_COLUMNS = ["temperature", "humidity", "wind_speed", "precipitation"]
-WINDOW_START_COLUMN = "_window_start"
-
-
-def fixed_point_column(name: str) -> str:
-    return f"_fixed_{name}"
-
-
 def _fixed_point(name: str) -> Column:
     # rint (half to even on the double) rather than round (half up through a BigDecimal made from
     # the double's text, per row: ~3% of the job's JVM time, JFR). Any rounding would do, as long
-    # as every path takes this one: gold from a micro-batch, from silver and from reprocessing.
+    # as every path takes it: gold from a micro-batch, from silver and from reprocessing.
     return F.rint(F.col(name) * _FIXED_POINT).cast("long")
-
-
-def gold_inputs(window_minutes: int) -> list[tuple[str, Column]]:
-    """:func:`silver_to_gold`'s per-row values as Spark computes them: the window start and the
-    fixed-point integers, so that another aggregator (``spark.batch.gold_arrow``) needs no
-    rounding or time arithmetic of its own to give the same gold."""
-    return [
-        (WINDOW_START_COLUMN, window_start(F.col("event_time"), window_minutes)),
-        *[(fixed_point_column(name), _fixed_point(name)) for name in FIXED_POINT_COLUMNS],
-    ]
 
 
 def _exact_sum(name: str) -> Column:
@@ -410,6 +346,25 @@ def _exact_avg(name: str) -> Column:
     return (_exact_sum(name) / F.count(F.lit(1)) / _FIXED_POINT).cast("double")
 
 
+_GOLD_KEY = ["location", "window_start"]
+
+
+def dominant_values(windowed: DataFrame, column: str) -> DataFrame:
+    """The most frequent non-null ``column`` value per gold key, ties to the least (as Spark orders
+    strings): ``mode(column, deterministic => true)``.
+
+    Counted with a plain aggregation per value, then the least ``(-count, value)`` per key: two
+    hash aggregations of primitive buffers, several times faster than ``mode``'s object buffers.
+    """
+    counts = windowed.where(F.col(column).isNotNull()).groupBy(*_GOLD_KEY, column).count()
+    least = F.min(F.struct((-F.col("count")).alias("rank"), F.col(column).alias("value")))
+    return (
+        counts.groupBy(*_GOLD_KEY)
+        .agg(least.alias("_least"))
+        .select(*_GOLD_KEY, F.col("_least.value").alias(f"dominant_{column}"))
+    )
+
+
 def silver_to_gold(silver: DataFrame, window_minutes: int, updated_at: datetime) -> DataFrame:
     """Aggregate silver rows into gold rows, one per (``location``, ``window_start``).
 
@@ -417,17 +372,20 @@ def silver_to_gold(silver: DataFrame, window_minutes: int, updated_at: datetime)
     """
     size = window_minutes * 60 * 1_000_000
     windowed = silver.withColumn("window_start", window_start(F.col("event_time"), window_minutes))
-    gold = windowed.groupBy("location", "window_start").agg(
-        F.count(F.lit(1)).alias("event_count"),
-        _exact_avg("temperature").alias("avg_temperature"),
-        F.min("temperature").alias("min_temperature"),
-        F.max("temperature").alias("max_temperature"),
-        _exact_avg("humidity").alias("avg_humidity"),
-        _exact_avg("wind_speed").alias("avg_wind_speed"),
-        F.max("wind_speed").alias("max_wind_speed"),
-        (_exact_sum("precipitation") / _FIXED_POINT).cast("double").alias("total_precipitation"),
-        F.mode("wind_direction", deterministic=True).alias("dominant_wind_direction"),
-        F.mode("conditions", deterministic=True).alias("dominant_conditions"),
+    gold = (
+        windowed.groupBy(*_GOLD_KEY)
+        .agg(
+            F.count(F.lit(1)).alias("event_count"),
+            _exact_avg("temperature").alias("avg_temperature"),
+            F.min("temperature").alias("min_temperature"),
+            F.max("temperature").alias("max_temperature"),
+            _exact_avg("humidity").alias("avg_humidity"),
+            _exact_avg("wind_speed").alias("avg_wind_speed"),
+            F.max("wind_speed").alias("max_wind_speed"),
+            (_exact_sum("precipitation") / _FIXED_POINT).cast("double").alias("total_precipitation"),
+        )
+        .join(dominant_values(windowed, "wind_direction"), _GOLD_KEY, "left")
+        .join(dominant_values(windowed, "conditions"), _GOLD_KEY, "left")
     )
     return gold.select(
         *[

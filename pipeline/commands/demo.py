@@ -54,7 +54,7 @@ def register(subparsers: Any) -> None:
         metavar="FOLDER",
         help="state folder to use instead of a new one; must not exist or be empty",
     )
-    parser.set_defaults(handler=handle, uses=USES)
+    parser.set_defaults(handler=handle, uses=USES, java=True)
 
 
 def check_prerequisites() -> None:

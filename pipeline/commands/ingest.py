@@ -58,15 +58,19 @@ def handle(args: argparse.Namespace) -> int:
     live_console = console if console.is_terminal else Console(file=io.StringIO())
     with Live(Text("starting…"), console=live_console, refresh_per_second=4, transient=args.json) as live:
         if args.until_idle:
-            stop = threading.Event()
+            stop, polling = threading.Event(), threading.Event()
             poller = threading.Thread(
-                target=_poll_status, args=(host, live, stop), name="ingest-status", daemon=True
+                target=_poll_status, args=(host, live, polling), name="ingest-status", daemon=True
             )
             poller.start()
+            # Ctrl-C stops after the current attempt (or wait, e.g. for storage): a batch not
+            # written yet is not checkpointed.
+            previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
             try:
-                summary = host.run_until_idle()
+                summary = host.run_until_idle(stop)
             finally:
-                stop.set()
+                signal.signal(signal.SIGINT, previous)
+                polling.set()
                 poller.join()
             live.update(Text(host.status().line()))
         else:
@@ -80,6 +84,12 @@ def handle(args: argparse.Namespace) -> int:
                 summary = host.serve(stop, on_status=show)
             finally:
                 signal.signal(signal.SIGINT, previous)
+    if args.until_idle and stop.is_set():
+        console.print(
+            f"[yellow]stopped[/] after {summary.events:,} events; the rest stay in the hub, not checkpointed"
+            + (f" ({host.last_error})" if host.waiting is not None else "")
+        )
+        return 130
     if args.json:
         print(json.dumps(summary.as_dict()))
         return 0

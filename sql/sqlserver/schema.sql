@@ -4,7 +4,7 @@
 IF SCHEMA_ID(N'dbo') IS NULL EXEC(N'CREATE SCHEMA [dbo]')
 GO
 
-IF OBJECT_ID(N'[dbo].[weather_summary]', N'U') IS NULL CREATE TABLE [dbo].[weather_summary] ([location] NVARCHAR(64) NOT NULL, [window_start] DATETIME2(6) NOT NULL, [window_end] DATETIME2(6), [event_count] BIGINT, [avg_temperature] FLOAT, [min_temperature] FLOAT, [max_temperature] FLOAT, [avg_humidity] FLOAT, [avg_wind_speed] FLOAT, [max_wind_speed] FLOAT, [total_precipitation] FLOAT, [dominant_wind_direction] NVARCHAR(8), [dominant_conditions] NVARCHAR(64), [updated_at] DATETIME2(6), [synced_at] DATETIME2(6) NOT NULL, CONSTRAINT [uq_weather_summary_key] UNIQUE ([location], [window_start]))
+IF OBJECT_ID(N'[dbo].[weather_summary]', N'U') IS NULL CREATE TABLE [dbo].[weather_summary] ([location] NVARCHAR(64) NOT NULL, [window_start] DATETIME2(6) NOT NULL, [window_end] DATETIME2(6), [event_count] BIGINT, [avg_temperature] FLOAT, [min_temperature] FLOAT, [max_temperature] FLOAT, [avg_humidity] FLOAT, [avg_wind_speed] FLOAT, [max_wind_speed] FLOAT, [total_precipitation] FLOAT, [dominant_wind_direction] NVARCHAR(8), [dominant_conditions] NVARCHAR(64), [updated_at] DATETIME2(6), [synced_at] DATETIME2(6) NOT NULL, CONSTRAINT [uq_weather_summary_key] UNIQUE NONCLUSTERED ([location], [window_start]))
 GO
 
 IF OBJECT_ID(N'[dbo].[sync_watermark]', N'U') IS NULL CREATE TABLE [dbo].[sync_watermark] ([table_name] NVARCHAR(128) NOT NULL PRIMARY KEY, [delta_version] BIGINT NOT NULL, [synced_at] DATETIME2(6) NULL)
@@ -14,6 +14,15 @@ IF OBJECT_ID(N'[dbo].[sync_runs]', N'U') IS NULL CREATE TABLE [dbo].[sync_runs] 
 GO
 
 IF OBJECT_ID(N'[dbo].[weather_summary_location]', N'U') IS NULL CREATE TABLE [dbo].[weather_summary_location] ([location_key] INT IDENTITY(1, 1) NOT NULL PRIMARY KEY, [location] NVARCHAR(64) NOT NULL UNIQUE)
+GO
+
+IF EXISTS (SELECT 1 FROM sys.indexes WHERE object_id = OBJECT_ID(N'[dbo].[weather_summary]') AND name = N'uq_weather_summary_key' AND type = 1) ALTER TABLE [dbo].[weather_summary] DROP CONSTRAINT [uq_weather_summary_key]
+GO
+
+IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE object_id = OBJECT_ID(N'[dbo].[weather_summary]') AND (name = N'ix_weather_summary_window_start' OR type IN (1, 5))) CREATE UNIQUE CLUSTERED INDEX [ix_weather_summary_window_start] ON [dbo].[weather_summary] ([window_start], [location])
+GO
+
+IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE object_id = OBJECT_ID(N'[dbo].[weather_summary]') AND name = N'uq_weather_summary_key') ALTER TABLE [dbo].[weather_summary] ADD CONSTRAINT [uq_weather_summary_key] UNIQUE NONCLUSTERED ([location], [window_start])
 GO
 
 CREATE OR ALTER VIEW [dbo].[dim_location] AS SELECT [location_key], [location] FROM [dbo].[weather_summary_location]

@@ -8,9 +8,12 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import BlobServiceClient
 
+from functions.ingest import IngestConfig, handle_batch
 from functions.lake import BlobLake, lake_from_settings
+from functions.landing import BatchNameConflict
 from pipeline.host import LocalFunctionsHost
 from tests.integration.test_local_host import assert_each_event_landed_once, make_settings, produce
+from tests.unit.test_ingest_function import good_body, worker_batch
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -66,3 +69,24 @@ class _Renamed(BlobLake):
 
     def read(self, container: str, path: str) -> bytes:
         return self.inner.read(container + self.suffix, path)
+
+
+def test_a_taken_name_in_blob_storage_is_checked_and_a_different_batch_lands_under_a_second_name(  # type: ignore[no-untyped-def]
+    azurite,
+) -> None:
+    lake = BlobLake.from_connection_string(azurite.connection_string)
+    suffix = uuid.uuid4().hex[:8]
+    config = IngestConfig(bronze_container=f"bronze{suffix}", quarantine_container=f"quarantine{suffix}")
+    first = handle_batch(worker_batch([good_body("first")]), lake, config)
+    replay = handle_batch(worker_batch([good_body("first")]), lake, config)
+    assert replay.written == {config.bronze_container: False} and replay.conflicts == {}
+
+    with pytest.raises(BatchNameConflict):
+        handle_batch(worker_batch([good_body("other")]), lake, config)
+
+    names = lake.list(config.bronze_container)
+    assert len(names) == 2
+    [second] = [n for n in names if n != first.files[config.bronze_container]]
+    assert "-conflict-" in second
+    assert b'"other"' in lake.read(config.bronze_container, second)
+    assert b'"first"' in lake.read(config.bronze_container, first.files[config.bronze_container])

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
+import typing
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +35,8 @@ def make_settings(home: Path, **extra: str) -> Settings:
         "LAKE_ACCOUNT_URL": "",
         "BRONZE_FORMAT": "jsonl",
         "LOCAL_HUB_PARTITIONS": "4",
+        # The host's waits (retries, host.json maxWaitTime) at 1/1000 of real time.
+        "LOCAL_HOST_TIME_SCALE": "0.001",
         **extra,
     }
     return load_settings(environ=values, local_settings_file=home / "absent.json")
@@ -163,31 +167,53 @@ def test_storage_failing_mid_batch_is_retried_to_the_same_files(
     # Call 2 is the first batch's quarantine file: its bronze file is already written then.
     flaky = FlakyLake(LocalLake(settings.local_lake_path), fail_calls={2, 5})
     monkeypatch.setattr(ingest_module, "_lake_for", lambda *_: flaky)
-    waits: list[float] = []
+    host = LocalFunctionsHost(settings)
 
-    summary = LocalFunctionsHost(settings, sleep=waits.append).run_until_idle()
+    summary = host.run_until_idle()
 
     assert summary.retries == 2
     assert summary.failed_invocations == 0
-    assert waits == [5.0, 5.0]  # the ingest function's minimum_interval, first retry each time
+    assert host.waiting is None
     assert_each_event_landed_once(sent, LocalLake(settings.local_lake_path))
 
 
-def test_batch_still_failing_after_its_retries_is_checkpointed_like_the_real_host(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def failing_app(calls: list[float], max_retry_count: str) -> func.FunctionApp:
+    """An Event Hubs function that always fails, with a retry policy of ``max_retry_count``."""
+    app = func.FunctionApp()
+
+    @app.function_name("always_fails")
+    @app.retry(
+        strategy="exponential_backoff",
+        max_retry_count=max_retry_count,
+        minimum_interval="00:00:05",
+        maximum_interval="00:05:00",
+    )
+    @app.event_hub_message_trigger(
+        arg_name="events",
+        event_hub_name="%EVENTHUB_NAME%",
+        consumer_group="%EVENTHUB_CONSUMER_GROUP%",
+        connection="EVENTHUB_CONNECTION",
+        cardinality="many",
+    )
+    def always_fails(events: typing.List[func.EventHubEvent]) -> None:  # noqa: UP006
+        calls.append(time.monotonic())
+        raise ConnectionError("storage unavailable")
+
+    return app
+
+
+def test_batch_failing_past_a_bounded_policy_is_checkpointed_like_the_real_host(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     produce(settings, 40)
-    broken = FlakyLake(LocalLake(tmp_path / "x"), always=True)
-    monkeypatch.setattr(ingest_module, "_lake_for", lambda *_: broken)
-    waits: list[float] = []
+    calls: list[float] = []
 
-    summary = LocalFunctionsHost(settings, sleep=waits.append).run_until_idle()
+    summary = LocalFunctionsHost(settings, failing_app(calls, "3")).run_until_idle()
 
     assert summary.failed_invocations == summary.invocations == len(summary.events_by_partition) > 1
-    assert broken.calls == 9 * summary.invocations
-    # Bounded exponential backoff, then the next batch starts over.
-    assert waits[:10] == [5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 300.0, 300.0, 5.0, 10.0]
+    assert len(calls) == 4 * summary.invocations  # the first attempt and 3 retries, each batch
+    # 5 s, 10 s, 20 s at 1/1000: the waits between the first batch's attempts, in order.
+    gaps = [later - earlier for earlier, later in itertools.pairwise(calls[:4])]
+    assert all(gap >= wait for gap, wait in zip(gaps, (0.005, 0.010, 0.020), strict=True)), gaps
     hub = LocalEventHub(settings.local_hub_path, settings.eventhub_name)
     assert sum(LocalConsumer(hub, settings.eventhub_consumer_group).backlog().values()) == 0
 

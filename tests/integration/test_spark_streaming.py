@@ -19,11 +19,13 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 from pyspark.errors import StreamingQueryException
 
-from spark.engine import LakeConfig, LocalEngine
+from spark.bronze_source import FileSource
+from spark.delta_tables import DeltaTables
 from spark.job import JobOptions, run_stream
+from spark.lake import LakeConfig
 from spark.reprocess import reprocess_range
-from spark.testing import envelope, weather_body, write_bronze_file
 from spark.watchdog import StalledQueryError
+from tests.fixtures.bronze_files import envelope, weather_body, write_bronze_file
 
 pytestmark = [pytest.mark.spark, pytest.mark.integration, pytest.mark.slow]
 
@@ -90,11 +92,15 @@ def stream(spark: Any, lake: LakeConfig, stall_timeout_seconds: float = 0, **kwa
     options = JobOptions(
         lake=lake,
         window_minutes=WINDOW,
-        engine="local",
+        bronze_source="files",
         stall_timeout_seconds=stall_timeout_seconds,
         stall_restarts=1,
     )
     return run_stream(spark, options, **kwargs)
+
+
+def reprocess(spark: Any, lake: LakeConfig, start: date, end: date) -> dict[str, Any]:
+    return reprocess_range(FileSource(spark, lake), DeltaTables(spark, lake, WINDOW), start, end)
 
 
 def oracle_gold(bodies: list[dict[str, Any]]) -> dict[tuple[str, datetime], dict[str, Any]]:
@@ -336,9 +342,7 @@ def test_reprocessing_equals_streaming_and_a_rerun_changes_nothing(spark: Any, t
     streamed_gold = gold(streamed, with_updated_at=True)
     streamed_silver = DeltaTable(streamed.silver_table).to_pyarrow_table().sort_by("event_id")
 
-    counts = reprocess_range(
-        LocalEngine(spark, streamed), date(2026, 11, 20), date(2026, 11, 21), window_minutes=WINDOW
-    )
+    counts = reprocess(spark, streamed, date(2026, 11, 20), date(2026, 11, 21))
 
     assert counts["silver_rows"] == 71
     assert (counts["silver_inserted"], counts["silver_updated"], counts["silver_deleted"]) == (0, 0, 0)
@@ -354,9 +358,7 @@ def test_reprocessing_equals_streaming_and_a_rerun_changes_nothing(spark: Any, t
         target = Path(rebuilt.bronze_path) / path.relative_to(streamed.bronze_path)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(path.read_bytes())
-    reprocess_range(
-        LocalEngine(spark, rebuilt), date(2026, 11, 20), date(2026, 11, 21), window_minutes=WINDOW
-    )
+    reprocess(spark, rebuilt, date(2026, 11, 20), date(2026, 11, 21))
 
     assert gold(rebuilt) == gold(streamed) == oracle_gold([*day_one, *day_two, late])
     assert silver_ids(rebuilt) == silver_ids(streamed)
@@ -369,7 +371,7 @@ def test_a_processing_time_trigger_keeps_picking_up_files_until_stopped(spark: A
     result: dict[str, Any] = {}
     # An idle query waits between triggers: that is not a stall, however long it lasts.
     options = JobOptions(
-        lake=lake, window_minutes=WINDOW, trigger_seconds=1, engine="local", stall_timeout_seconds=4
+        lake=lake, window_minutes=WINDOW, trigger_seconds=1, bronze_source="files", stall_timeout_seconds=4
     )
     runner = threading.Thread(target=lambda: result.update(run_stream(spark, options, stop=stop)))
     runner.start()

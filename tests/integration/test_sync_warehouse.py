@@ -347,6 +347,19 @@ def test_deletes_in_gold_are_applied_in_sql(gold, target):
     assert target.values() == {expected(window("Oslo", 0, 1.5))}
 
 
+def test_a_deleted_window_moves_no_synced_at_and_is_counted_in_sync_runs(gold, target):
+    # Why Power BI's "Detect data changes" on synced_at cannot see a delete (docs/sql-and-powerbi.md).
+    oslo, rome = window("Oslo", 0, 1.5), window("Rome", 0, 14.25)
+    gold.write([oslo, rome])
+    sync(gold, target)
+    before = target.rows()
+    gold.delete("Rome")  # as a reprocess deletes a window left without events
+    sync(gold, target)
+    oslo_key = (oslo["location"], expected(oslo)[1])
+    assert target.rows() == {oslo_key: before[oslo_key]}
+    assert target.runs()[-1] == (0, 1, 0, 1, 0)  # the delete's only trace: rows_deleted
+
+
 def test_without_a_change_feed_sql_mirrors_a_gold_snapshot_including_deletes(tmp_path, target):
     gold = Gold(tmp_path / "plain_gold", change_feed=False)
     gold.write([window("Oslo", 0, 1.5), window("Rome", 0, 14.25)])

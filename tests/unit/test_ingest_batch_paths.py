@@ -16,9 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import contract
-from functions.bronze import SCHEMA_FILE, decode_bronze, encode_bronze
+from contract.bronze import AVRO_SCHEMA
+from functions.avro import capture_record, envelope_record
+from functions.bronze import decode_bronze, encode_bronze
 from functions.ingest import columns_from_trigger, trigger_metadata
-from functions.ingest_core import BatchTimeFormatter, BronzeBatch, rfc3339_ms
+from functions.ingest_core import BatchTimeFormatter, BronzeBatch, rfc3339_ms, string_map
 from tests.unit.test_contract import CASES, ENQUEUED, body_with, event_bodies
 from tests.unit.test_ingest_function import good_body, worker_batch
 
@@ -101,9 +103,25 @@ def test_validate_batch_needs_one_enqueued_time_per_body() -> None:
 # The bronze Avro writer: what fastavro (an independent implementation) reads back
 
 _text = st.text(max_size=20)
+# Property values as a producer sends them (Avro keeps their types; JSON lines turn them to text).
+_system_value = (
+    _text
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.binary(max_size=8)
+    | st.booleans()
+)
+_property_value = _system_value | st.none()
+_utc_times = st.datetimes(
+    min_value=datetime(1970, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
+).map(rfc3339_ms)
 # A batch: the partition id and ingestion time all records share (as the Function writes them),
 # or None for each record's own; then the records.
 DrawnBatch = tuple[str | None, str | None, list[dict[str, Any]]]
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def shared_or_own(batch: DrawnBatch) -> list[dict[str, Any]]:
@@ -127,10 +145,10 @@ _batches = st.tuples(
                 "SequenceNumber": st.integers(-(2**63), 2**63 - 1)
                 | st.integers(0, 2**40).map(lambda n: n * 1000),
                 "Offset": _text,
-                "EnqueuedTimeUtc": _text,
-                "SystemProperties": st.dictionaries(_text, _text, max_size=3),
+                "EnqueuedTimeUtc": _utc_times,
+                "SystemProperties": st.dictionaries(_text, _system_value, max_size=3),
                 "Properties": st.sampled_from([{}, {"source": "sim"}])
-                | st.dictionaries(_text, _text, max_size=3),
+                | st.dictionaries(_text, _property_value, max_size=3),
                 "Body": st.binary(max_size=300),
                 "PartitionId": st.sampled_from(["", "0", "31"]),
                 "PartitionKey": st.none() | _text,
@@ -152,8 +170,9 @@ def test_avro_writer_output_reads_back_in_fastavro_as_written(batch: DrawnBatch)
 
     reader = fastavro.reader(io.BytesIO(data))
     assert reader.codec == "deflate"
-    assert json.loads(reader.metadata["avro.schema"]) == json.loads(SCHEMA_FILE.read_text())
-    assert [dict(r) for r in reader] == records
+    assert json.loads(reader.metadata["avro.schema"]) == AVRO_SCHEMA
+    assert [dict(r) for r in reader] == [capture_record(r) for r in records]
+    assert decode_bronze(data, "avro") == [envelope_record(capture_record(r)) for r in records]
 
 
 @pytest.mark.parametrize("size", [8191, 8192, 300_000])
@@ -171,7 +190,8 @@ def test_json_lines_writer_output_reads_back_as_written(batch: DrawnBatch, fmt: 
 
     data = encode_bronze(records, fmt, "p0")  # type: ignore[arg-type]
 
-    assert decode_bronze(data, fmt) == records
+    as_text = {"SystemProperties": string_map, "Properties": string_map}
+    assert decode_bronze(data, fmt) == [{k: as_text.get(k, _same)(v) for k, v in r.items()} for r in records]
     text = gzip.decompress(data) if fmt == "jsonl.gz" else data
     assert text.count(b"\n") == len(records)  # one line per record, whatever the text holds
 
@@ -206,7 +226,7 @@ def test_avro_file_has_one_block_per_thousand_records() -> None:
 
     blocks = list(fastavro.block_reader(io.BytesIO(data)))
     assert [b.num_records for b in blocks] == [1000, 1000, 500]
-    assert [dict(r) for r in fastavro.reader(io.BytesIO(data))] == records
+    assert decode_bronze(data, "avro") == records
 
 
 def fastavro_bytes(records: list[dict[str, Any]], stem: str) -> bytes:
@@ -214,8 +234,9 @@ def fastavro_bytes(records: list[dict[str, Any]], stem: str) -> bytes:
 
     buffer = io.BytesIO()
     marker = hashlib.md5(stem.encode(), usedforsecurity=False).digest()
-    schema = fastavro.parse_schema(json.loads(SCHEMA_FILE.read_text()))
-    fastavro.writer(buffer, schema, records, codec="deflate", codec_compression_level=1, sync_marker=marker)
+    schema = fastavro.parse_schema(AVRO_SCHEMA)
+    captured = [capture_record(r) for r in records]
+    fastavro.writer(buffer, schema, captured, codec="deflate", codec_compression_level=1, sync_marker=marker)
     return buffer.getvalue()
 
 
@@ -246,18 +267,8 @@ def test_avro_file_reads_back_as_fastavros_own_file_of_the_same_records() -> Non
 
 
 def test_avro_record_fastavro_refuses_is_still_refused() -> None:
-    record = {
-        "SequenceNumber": 1,
-        "Offset": "1",
-        "EnqueuedTimeUtc": "t",
-        "SystemProperties": {},
-        "Properties": {"n": 3},  # not a string
-        "Body": b"{}",
-        "PartitionId": "0",
-        "PartitionKey": None,
-        "EventId": "e",
-        "IngestedTimeUtc": "t",
-    }
+    record = dict(good_record(1), Offset=1)  # not a string
+
     with pytest.raises((TypeError, ValueError)):
         fastavro_bytes([record], "p")
     with pytest.raises((TypeError, ValueError)):
@@ -295,11 +306,11 @@ def test_batch_without_trigger_metadata_reads_as_empty() -> None:
     assert trigger_metadata(events[0]) == {}
 
 
-def test_non_string_properties_become_strings_in_the_columns() -> None:
+def test_property_values_keep_the_type_the_producer_sent() -> None:
     events = worker_batch([good_body("a"), good_body("b")], properties=[{"n": 3, "s": "x"}, {"s": "y"}])
     _, columns = columns_from_trigger(events)
     assert columns is not None
-    assert list(columns.properties) == [{"n": "3", "s": "x"}, {"s": "y"}]
+    assert list(columns.properties) == [{"n": 3, "s": "x"}, {"s": "y"}]
 
 
 def test_other_system_properties_are_kept_and_promoted_ones_dropped() -> None:

@@ -10,8 +10,9 @@ from pathlib import Path
 import fastavro
 import pytest
 
+from contract.bronze import AVRO_FIELD_NAMES, AVRO_SCHEMA, AVRO_SCHEMA_FILE
+from functions.avro import capture_record
 from functions.bronze import (
-    SCHEMA_FILE,
     decode_bronze,
     decode_jsonl,
     encode_bronze,
@@ -84,16 +85,22 @@ def test_gzip_file_is_plain_gzip_of_the_json_lines() -> None:
     assert gzip.decompress(data) == encode_bronze(RECORDS, "jsonl")  # type: ignore[arg-type]
 
 
-def test_avro_file_uses_the_schema_file_with_the_documented_field_names() -> None:
+def test_avro_file_carries_the_bronze_schema_whose_file_copy_is_the_same() -> None:
     data = encode_bronze(RECORDS, "avro", "stem")  # type: ignore[arg-type]
 
     reader = fastavro.reader(io.BytesIO(data))
-    schema = reader.writer_schema
-    assert schema is not None
-    assert [f["name"] for f in schema["fields"]] == DOCUMENTED_FIELDS  # type: ignore[index]
-    on_disk = json.loads(SCHEMA_FILE.read_text())
-    assert [f["name"] for f in on_disk["fields"]] == DOCUMENTED_FIELDS
-    assert next(iter(reader))["Body"] == RECORDS[0]["Body"]
+    assert json.loads(reader.metadata["avro.schema"]) == AVRO_SCHEMA
+    assert json.loads(AVRO_SCHEMA_FILE.read_text()) == AVRO_SCHEMA  # no second, drifting copy
+    assert [dict(r) for r in reader] == [capture_record(r) for r in RECORDS]
+
+
+def test_avro_records_start_with_event_hubs_captures_fields_then_the_pipelines() -> None:
+    assert AVRO_SCHEMA["name"] == "EventData"
+    assert AVRO_SCHEMA["namespace"] == "Microsoft.ServiceBus.Messaging"
+    assert (
+        *("SequenceNumber", "Offset", "EnqueuedTimeUtc", "SystemProperties", "Properties", "Body"),
+        *("EnqueuedTimeRfc3339", "PartitionId", "PartitionKey", "EventId", "IngestedTimeUtc"),
+    ) == AVRO_FIELD_NAMES
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "jsonl.gz", "avro"])
@@ -103,10 +110,19 @@ def test_same_batch_encodes_to_the_same_bytes(fmt: str) -> None:
     assert encode_bronze(RECORDS, fmt, stem) == encode_bronze(RECORDS, fmt, stem)  # type: ignore[arg-type]
 
 
-def test_quarantine_is_json_lines() -> None:
-    record = {"Reasons": ["json"], "Body": "not json", "BodyEncoding": "utf8", "EventId": None}
+def test_quarantine_is_json_lines_with_property_values_as_text() -> None:
+    record = {
+        **{k: v for k, v in RECORDS[0].items() if k != "Body"},
+        "Properties": {"source": "sim", "n": 3, "ok": True, "none": None},
+        "Reasons": ["json"],
+        "Body": "not json",
+        "BodyEncoding": "utf8",
+        "EventId": None,
+    }
 
-    assert decode_jsonl(encode_quarantine([record])) == [record]  # type: ignore[list-item]
+    [read] = decode_jsonl(encode_quarantine([record]))  # type: ignore[list-item]
+
+    assert read == {**record, "Properties": {"source": "sim", "n": "3", "ok": "true", "none": "null"}}
 
 
 def test_file_names_and_formats_round_trip() -> None:

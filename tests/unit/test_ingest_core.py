@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -11,9 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from functions.ingest_core import (
+    EventColumns,
     HubEvent,
     batch_file_stem,
     batch_folder,
+    holds_events_of,
+    hub_tag,
     original_body,
     process_batch,
     rfc3339_ms,
@@ -139,13 +143,61 @@ def test_valid_event_gets_the_documented_bronze_envelope() -> None:
     ]
 
 
-def test_files_are_named_from_partition_and_first_and_last_sequence_numbers() -> None:
+def test_files_are_named_from_partition_sequence_numbers_first_enqueued_time_and_hub() -> None:
     events = [hub_event(body(good()), seq=s) for s in (7, 8, 9)]
+    tag = hashlib.sha256(b"ns.servicebus.windows.net/weather").hexdigest()[:8]
 
-    result = process_batch(events, "2", "weather", INGESTED)
+    result = process_batch(events, "2", "weather", INGESTED, tag)
 
-    assert result.file_stem == "p2-00000000000000000007-00000000000000000009"
+    assert result.file_stem == f"p2-00000000000000000007-00000000000000000009-20261122T074320123Z-{tag}"
     assert result.folder == "weather/ingest_date=2026-11-22/hour=07"
+
+
+def test_a_recreated_hubs_batch_with_the_same_sequence_numbers_gets_another_name() -> None:
+    before = [hub_event(body(good()), seq=0)]
+    recreated = [hub_event(body(good(eventId="new")), seq=0, enqueued_time=ENQUEUED + timedelta(minutes=3))]
+
+    assert batch_file_stem("0", before) != batch_file_stem("0", recreated)
+
+
+def test_two_hubs_batches_with_the_same_numbers_and_times_get_different_names() -> None:
+    events = [hub_event(body(good()), seq=0)]
+
+    assert batch_file_stem("0", events, hub_tag("weather")) != batch_file_stem(
+        "0", events, hub_tag("weather2")
+    )
+
+
+def test_a_replayed_batch_gets_the_same_name() -> None:
+    events = [hub_event(body(good()), seq=s) for s in (3, 4)]
+    replay = [hub_event(body(good()), seq=s) for s in (3, 4)]
+
+    assert batch_file_stem("1", events, "abcd0123") == batch_file_stem("1", replay, "abcd0123")
+
+
+def test_hub_tag_is_namespace_and_hub_name_from_settings_or_connection_string() -> None:
+    expected = hashlib.sha256(b"ns.servicebus.windows.net/weather").hexdigest()[:8]
+    connection = "Endpoint=sb://NS.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=s"
+
+    assert hub_tag("weather", "ns.servicebus.windows.net") == expected
+    assert hub_tag("Weather", "", connection) == expected  # names are case-insensitive
+    assert hub_tag("other", "", connection + ";EntityPath=weather") == expected  # EntityPath names the hub
+    assert hub_tag("weather") == hashlib.sha256(b"/weather").hexdigest()[:8]  # the embedded hub
+
+
+def test_a_file_holding_this_batchs_events_is_a_replay_and_one_holding_others_is_not() -> None:
+    events = [hub_event(body(good(eventId=f"e{s}")), seq=s) for s in (5, 6)]
+    columns = EventColumns.from_events(events)
+    result = process_batch(events, "0", "weather", INGESTED)
+    replayed = [dict(r) for r in result.bronze]
+
+    assert holds_events_of(replayed, columns)
+    assert holds_events_of(replayed[:1], columns)  # a subset: the split moved, still a replay
+    other = [dict(replayed[0], Body=body(good(eventId="other")))]
+    assert not holds_events_of(other, columns)
+    later = [dict(replayed[0], EnqueuedTimeUtc="2026-11-22T08:00:00.000Z")]
+    assert not holds_events_of(later, columns)
+    assert not holds_events_of([], columns)
 
 
 def test_folder_comes_from_the_first_events_enqueued_time_not_the_clock() -> None:
@@ -168,7 +220,8 @@ def test_unknown_partition_names_differ_for_two_partitions_with_the_same_sequenc
     name_a, name_b = batch_file_stem(None, a), batch_file_stem(None, b)
 
     assert name_a != name_b
-    assert name_a.endswith("-00000000000000000000-00000000000000000001")
+    assert name_a.startswith("px")
+    assert "-00000000000000000000-00000000000000000001-" in name_a
     assert batch_file_stem(None, a) == name_a  # a replay of the same batch gets the same name
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from datetime import UTC, datetime, timedelta
@@ -16,8 +17,12 @@ from azure.functions.eventhub import EventHubTriggerConverter
 from functions.bronze import decode_bronze, decode_jsonl
 from functions.ingest import IngestConfig, handle_batch
 from functions.lake import LakeStorage, LocalLake
+from functions.landing import BatchNameConflict
+from settings import Settings
 
 ENQUEUED = datetime(2026, 11, 22, 7, 43, 20, 500000, tzinfo=UTC)
+# What file names end with: the first enqueued time, and the embedded hub "weather"'s tag.
+NAME_TAIL = "20261122T074320500Z-" + hashlib.sha256(b"/weather").hexdigest()[:8]
 
 
 class _Bodies:
@@ -109,12 +114,18 @@ def test_binding_is_a_many_cardinality_event_hub_trigger_on_app_settings(ingest_
     assert binding["connection"] == "EVENTHUB_CONNECTION"
 
 
-def test_retry_policy_is_bounded_exponential_backoff(ingest_function: Any) -> None:
+def test_retry_policy_retries_indefinitely_with_exponential_backoff_from_5_s_to_5_min(
+    ingest_function: Any,
+) -> None:
     retry = ingest_function.get_settings_dict("retry_policy")
 
-    assert retry["strategy"] == "exponential_backoff"
-    assert 1 <= int(retry["max_retry_count"]) <= 10
-    assert retry["minimum_interval"] < retry["maximum_interval"]
+    assert retry == {
+        "setting_name": "retry_policy",
+        "strategy": "exponential_backoff",
+        "max_retry_count": "-1",  # until the storage is back: no checkpoint past an unwritten batch
+        "minimum_interval": "00:00:05",
+        "maximum_interval": "00:05:00",
+    }
 
 
 def test_function_writes_valid_events_to_bronze_and_bad_ones_to_quarantine(
@@ -128,7 +139,7 @@ def test_function_writes_valid_events_to_bronze_and_bad_ones_to_quarantine(
     ingest_function.get_user_function()(events)
 
     folder = "weather/ingest_date=2026-11-22/hour=07"
-    name = "p3-00000000000000000010-00000000000000000013.jsonl"
+    name = f"p3-00000000000000000010-00000000000000000013-{NAME_TAIL}.jsonl"
     assert sorted(files(lake_env)) == [f"bronze/{folder}/{name}", f"quarantine/{folder}/{name}"]
     bronze = decode_bronze((lake_env / "bronze" / folder / name).read_bytes(), "jsonl")
     assert [(r["EventId"], r["SequenceNumber"], r["Body"]) for r in bronze] == [
@@ -175,19 +186,51 @@ def test_bronze_format_setting_picks_the_encoding(
     assert [r["EventId"] for r in decode_bronze(files(lake_env)[bronze], fmt)] == ["x"]
 
 
-def test_replayed_batch_leaves_bronze_unchanged(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["jsonl", "jsonl.gz", "avro"])
+def test_replayed_batch_leaves_bronze_unchanged(tmp_path: Path, fmt: str) -> None:
     lake = LocalLake(tmp_path)
     bodies = [good_body("r1"), b"{}", good_body("r2")]
-    first = handle_batch(worker_batch(bodies), lake, IngestConfig(), clock=lambda: ENQUEUED)
+    config = IngestConfig(bronze_format=fmt)
+    first = handle_batch(worker_batch(bodies), lake, config, clock=lambda: ENQUEUED)
     before = files(tmp_path)
 
-    again = handle_batch(
-        worker_batch(bodies), lake, IngestConfig(), clock=lambda: ENQUEUED + timedelta(hours=1)
-    )
+    again = handle_batch(worker_batch(bodies), lake, config, clock=lambda: ENQUEUED + timedelta(hours=1))
 
     assert files(tmp_path) == before
     assert first.written == {"bronze": True, "quarantine": True}
     assert again.written == {"bronze": False, "quarantine": False}
+    assert again.conflicts == {}
+
+
+def test_a_name_holding_other_events_fails_the_batch_loudly_and_loses_nothing(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path)
+    handle_batch(worker_batch([good_body("old")]), lake, IngestConfig())  # e.g. a hub with the same identity
+    before = files(tmp_path)
+    [taken] = before
+
+    with pytest.raises(BatchNameConflict, match="nothing is lost"):
+        handle_batch(worker_batch([good_body("new")]), lake, IngestConfig())
+
+    after = files(tmp_path)
+    assert after[taken] == before[taken]  # the other batch's file is left as it was
+    [second] = set(after) - set(before)
+    assert second.startswith(taken.removesuffix(".jsonl") + "-conflict-")
+    assert [r["EventId"] for r in decode_bronze(after[second], "jsonl")] == ["new"]
+    # A replay of that batch finds it under its second name: a no-op that succeeds.
+    again = handle_batch(worker_batch([good_body("new")]), lake, IngestConfig())
+    assert files(tmp_path) == after
+    assert again.written == {"bronze": False}
+    assert again.conflicts == {"bronze": taken.removeprefix("bronze/")}
+
+
+def test_the_hub_named_in_the_settings_is_in_the_file_names(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path)
+    for name in ("weather", "weather2"):
+        config = IngestConfig.from_settings(Settings({"EVENTHUB_NAME": name}))
+        handle_batch(worker_batch([good_body(name)]), lake, config)
+
+    assert len(files(tmp_path)) == 2
+    assert any(p.endswith(hashlib.sha256(b"/weather2").hexdigest()[:8] + ".jsonl") for p in files(tmp_path))
 
 
 class _BrokenLake(LakeStorage):
@@ -214,7 +257,8 @@ def test_batch_of_only_bad_events_succeeds_and_writes_only_quarantine(tmp_path: 
 
     assert (report.valid, report.quarantined) == (0, 2)
     assert list(files(tmp_path)) == [
-        "quarantine/weather/ingest_date=2026-11-22/hour=07/p0-00000000000000000000-00000000000000000001.jsonl"
+        "quarantine/weather/ingest_date=2026-11-22/hour=07/"
+        f"p0-00000000000000000000-00000000000000000001-{NAME_TAIL}.jsonl"
     ]
 
 

@@ -12,7 +12,14 @@ import pytest
 from azure.eventhub import EventData
 from azure.eventhub.amqp import AmqpAnnotatedMessage
 
-from localhub import LocalConsumer, LocalEventHub, LocalProducerClient, ReceivedEvent, partition_for_key
+from localhub import (
+    LocalConsumer,
+    LocalEventHub,
+    LocalProducerClient,
+    ReceivedEvent,
+    hub_names,
+    partition_for_key,
+)
 
 
 @pytest.fixture
@@ -189,8 +196,12 @@ def test_backlog_and_last_sequence_number_per_partition(hub: LocalEventHub) -> N
 def test_partition_count_is_fixed_once_created(tmp_path: Path) -> None:
     path = tmp_path / "hub.db"
     LocalEventHub(path, partitions=3).close()
-    with pytest.raises(ValueError, match="3 partitions"):
+    with pytest.raises(ValueError, match="3 partitions") as refused:
         LocalEventHub(path, partitions=5)
+    # The advice keeps the hub's events and checkpoints: never "delete the file".
+    assert "LOCAL_HUB_PARTITIONS=3" in str(refused.value)
+    assert "another EVENTHUB_NAME" in str(refused.value)
+    assert "delete" not in str(refused.value)
     with LocalEventHub(path, "other", partitions=5) as other:
         assert other.partition_ids == ["0", "1", "2", "3", "4"]
 
@@ -238,3 +249,31 @@ def test_properties_stay_with_their_own_event_in_a_mixed_batch(hub: LocalEventHu
         (b"tagged", {"tag": "yes"}),
         (b"plain again", {}),
     ]
+
+
+def test_batch_ranges_name_every_event_with_its_enqueued_time_and_no_other_hubs(tmp_path: Path) -> None:
+    path = tmp_path / "hub.db"
+    with LocalEventHub(path, "a", 2) as a, LocalEventHub(path, "b", 2) as b:
+        a.append("1", [(b"x", None)] * 3)
+        a.append("0", [(b"y", None)] * 2)
+        a.append("1", [(b"z", None)])
+        b.append("0", [(b"other", None)] * 5)
+
+        ranges = a.batch_ranges()
+
+        events = {p: read_all(a, p) for p in a.partition_ids}
+    assert [(p, first, last) for p, first, last, _ in ranges] == [("0", 0, 1), ("1", 0, 2), ("1", 3, 3)]
+    for partition, first, last, ms in ranges:
+        for event in events[partition][first : last + 1]:
+            assert round(event.enqueued_time.timestamp() * 1000) == ms
+
+
+def test_hub_names_lists_the_hubs_of_a_file_without_creating_one(tmp_path: Path) -> None:
+    path = tmp_path / "hub.db"
+    assert hub_names(path) == []
+    LocalEventHub(path, "weather", 1).close()
+    LocalEventHub(path, "weather2", 1).close()
+
+    assert hub_names(path) == ["weather", "weather2"]
+    assert hub_names(tmp_path / "missing.db") == []
+    assert not (tmp_path / "missing.db").exists()

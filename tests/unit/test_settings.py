@@ -124,6 +124,6 @@ def test_a_state_folder_that_is_a_file_is_refused(tmp_path: Path) -> None:
 
 def test_a_state_folder_that_does_not_exist_yet_is_fine_and_not_created(tmp_path: Path) -> None:
     settings = Settings(values={"PIPELINE_HOME": str(tmp_path / "a" / "b")})
-    settings.validate(["PIPELINE_HOME", "LOCAL_LAKE_PATH"])
+    settings.validate(["PIPELINE_HOME"])
     assert settings.home == tmp_path / "a" / "b"
     assert not (tmp_path / "a").exists()

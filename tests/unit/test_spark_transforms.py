@@ -9,18 +9,20 @@ from typing import Any
 import chispa
 import pytest
 from pyspark.sql import Row
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from contract import validate_event
-from spark.schemas import BRONZE_AVRO_SCHEMA, BRONZE_JSON_SCHEMA, GOLD_SCHEMA, SILVER_SCHEMA
-from spark.testing import envelope, utc_text, weather_body
+from spark.bronze_source import envelope_schema
+from spark.schemas import GOLD_SCHEMA, SILVER_SCHEMA
 from spark.transforms import bronze_to_silver, dedupe_events, silver_to_gold
+from tests.fixtures.bronze_files import envelope, utc_text, weather_body
 
 pytestmark = pytest.mark.spark
 
 PROCESSED = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 T0 = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
-BRONZE_WITH_FILE = T.StructType([*BRONZE_JSON_SCHEMA.fields, T.StructField("source_file", T.StringType())])
+ENVELOPE = envelope_schema()
 
 
 def assertDataFrameEqual(actual: Any, expected: Any) -> None:
@@ -36,26 +38,30 @@ def assertDataFrameEqual(actual: Any, expected: Any) -> None:
     )
 
 
-def bronze_rows(spark: Any, records: list[dict[str, Any]], corrupt: tuple[str, ...] = ()) -> Any:
+def bronze_rows(
+    spark: Any,
+    records: list[dict[str, Any]],
+    corrupt: tuple[str, ...] = (),
+    rescued: dict[int, str] | None = None,
+) -> Any:
+    """Bronze rows as a source yields them: JSON lines' envelopes, unparsable lines, and (Auto
+    Loader) rescued envelope values by record index."""
     rows: list[tuple[Any, ...]] = [
         (
             r["SequenceNumber"],
-            r["Offset"],
             r["EnqueuedTimeUtc"],
-            r["SystemProperties"],
-            r["Properties"],
             r["Body"].decode("utf-8", "replace"),
             r["PartitionId"],
-            r["PartitionKey"],
             r["EventId"],
             r["IngestedTimeUtc"],
             None,
+            (rescued or {}).get(i),
             "file:/lake/bronze/f.jsonl",
         )
-        for r in records
+        for i, r in enumerate(records)
     ]
-    rows += [(None,) * 10 + (line, "file:/lake/bronze/f.jsonl") for line in corrupt]
-    return spark.createDataFrame(rows, BRONZE_WITH_FILE)
+    rows += [(None,) * 6 + (line, None, "file:/lake/bronze/f.jsonl") for line in corrupt]
+    return spark.createDataFrame(rows, ENVELOPE)
 
 
 def record(
@@ -295,23 +301,8 @@ def test_malformed_bronze_lines_are_kept_in_quarantine_not_dropped(spark: Any) -
     good = record(weather_body("Oslo", T0, event_id="ok"), seq=1)
     frame = bronze_rows(spark, [good], corrupt=('{"SequenceNumber": 3, "Body": ',))
     # An envelope that parsed but has no Body (a writer bug) is malformed too.
-    no_body: list[tuple[Any, ...]] = [
-        (
-            2,
-            "2",
-            "2026-11-22T07:00:00.000Z",
-            {},
-            {},
-            None,
-            "0",
-            None,
-            "",
-            "2026-11-22T07:00:01.000Z",
-            None,
-            "f",
-        )
-    ]
-    fixed = frame.unionByName(spark.createDataFrame(no_body, BRONZE_WITH_FILE))
+    no_body = [(2, "2026-11-22T07:00:00.000Z", None, "0", "", "2026-11-22T07:00:01.000Z", None, None, "f")]
+    fixed = frame.unionByName(spark.createDataFrame(no_body, ENVELOPE))
     valid, rejected = bronze_to_silver(fixed, PROCESSED)
     assertDataFrameEqual(valid.select("event_id"), [Row(event_id="ok")])
     assertDataFrameEqual(
@@ -323,25 +314,30 @@ def test_malformed_bronze_lines_are_kept_in_quarantine_not_dropped(spark: Any) -
     )
 
 
+def test_rows_whose_envelope_auto_loader_rescued_go_to_quarantine_with_their_body(spark: Any) -> None:
+    good = record(weather_body("Oslo", T0, event_id="ok"), seq=1)
+    odd = record(weather_body("Oslo", T0, event_id="odd"), seq=2)
+    frame = bronze_rows(spark, [good, odd], rescued={1: '{"SequenceNumber":"2x"}'})
+
+    valid, rejected = bronze_to_silver(frame, PROCESSED)
+
+    assertDataFrameEqual(valid.select("event_id"), [Row(event_id="ok")])
+    assertDataFrameEqual(
+        rejected.select("event_id", "sequence_number", "reasons", "body"),
+        [Row(event_id="odd", sequence_number=2, reasons=["bronze_rescued"], body=odd["Body"].decode())],
+    )
+
+
 def test_avro_bodies_as_bytes_parse_the_same_as_json_lines_and_bad_utf8_is_rejected(spark: Any) -> None:
     body = json.dumps(weather_body("Oslo", T0, event_id="e-1")).encode()
+    at, ingested = "2026-11-22T07:00:00.000Z", "2026-11-22T07:00:01.000Z"
     rows: list[tuple[Any, ...]] = [
-        (0, "0", "2026-11-22T07:00:00.000Z", {}, {}, body, "0", None, "e-1", "2026-11-22T07:00:01.000Z", "f"),
-        (
-            1,
-            "0",
-            "2026-11-22T07:00:00.000Z",
-            {},
-            {},
-            b"\xff\xfe{}",
-            "0",
-            None,
-            "",
-            "2026-11-22T07:00:01.000Z",
-            "f",
-        ),
+        (0, at, body, "0", "e-1", ingested, None, None, "f"),
+        (1, at, b"\xff\xfe{}", "0", "", ingested, None, None, "f"),
     ]
-    valid, rejected = bronze_to_silver(spark.createDataFrame(rows, BRONZE_AVRO_SCHEMA), PROCESSED)
+    valid, rejected = bronze_to_silver(
+        spark.createDataFrame(rows, envelope_schema(T.BinaryType())), PROCESSED
+    )
     assertDataFrameEqual(valid.select("event_id", "location"), [Row(event_id="e-1", location="Oslo")])
     assertDataFrameEqual(
         rejected.select("sequence_number", "reasons"), [Row(sequence_number=1, reasons=["utf8"])]
@@ -462,6 +458,27 @@ def test_dominant_values_are_the_most_frequent_and_ties_go_to_the_alphabetically
     )
 
 
+def test_dominant_values_equal_sparks_own_deterministic_mode_on_awkward_values(spark: Any) -> None:
+    import random
+
+    from spark.transforms import dominant_values
+
+    rng = random.Random(9)
+    values = ["a", "B", "b", "é", "Z", "ä", "", None]
+    rows = [
+        (f"L{rng.randrange(6)}", T0 + timedelta(minutes=5 * rng.randrange(3)), rng.choice(values))
+        for _ in range(400)
+    ]
+    frame = spark.createDataFrame(rows, "location string, window_start timestamp, conditions string")
+
+    expected = frame.groupBy("location", "window_start").agg(
+        F.mode("conditions", deterministic=True).alias("dominant_conditions")
+    )
+    assertDataFrameEqual(
+        dominant_values(frame, "conditions"), expected.where("dominant_conditions IS NOT NULL")
+    )
+
+
 # The same event in many spellings, valid and not: silver must hold what the contract reads.
 _COMPACT = weather_body("Oslo", T0, event_id="e-1")
 SPELLINGS: list[bytes] = [
@@ -529,13 +546,13 @@ def _check_inputs(bodies: list[bytes | None], enqueued: list[datetime | None], m
     """An Arrow batch shaped as check_bronze hands it to its Python step."""
     import pyarrow as pa
 
-    from spark.transforms import _MALFORMED
+    from spark.transforms import _BRONZE_REASON
 
     rows = len(bodies)
     return pa.RecordBatch.from_pydict(
         {
             "Body": pa.array(bodies, pa.binary()),
-            _MALFORMED: pa.array(malformed),
+            _BRONZE_REASON: pa.array(["bronze_malformed" if bad else None for bad in malformed], pa.string()),
             "EnqueuedTimeUtc": pa.array([utc_text(t) if t else None for t in enqueued], pa.string()),
             "IngestedTimeUtc": pa.array([utc_text(PROCESSED)] * rows, pa.string()),
             "partition_id": pa.array(["0"] * rows),

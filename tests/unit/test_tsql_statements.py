@@ -11,6 +11,7 @@ import pyodbc
 import pytest
 import sqlglot
 from sqlglot import exp
+from sqlglot.executor import execute
 
 from functions.sync_core import GOLD_COLUMNS
 from functions.warehouse import (
@@ -76,6 +77,120 @@ def test_staging_is_a_session_temp_table():
     assert TSQL.insert_stage().count("?") == len(GOLD_COLUMNS) + 1
 
 
+def test_staging_text_columns_take_the_database_collation_not_tempdbs():
+    create = parse_tsql(TSQL.create_stage()[1])
+    collations = {}
+    for column in create.find_all(exp.ColumnDef):
+        collate = [
+            c for c in column.args.get("constraints") or [] if isinstance(c.kind, exp.CollateColumnConstraint)
+        ]
+        collations[column.name] = collate[0].kind.this.name if collate else None
+    text = {"op", "location", "dominant_wind_direction", "dominant_conditions"}
+    assert collations == {c: "DATABASE_DEFAULT" if c in text else None for c in ("op", *GOLD_COLUMNS)}
+
+
+# --- the clustered index on window_start ----------------------------------------------------------------
+def guarded_steps(statements: list[str]) -> list[tuple[exp.Select, bool, exp.Expression]]:
+    """(the sys.indexes query, whether it must find a row, the action) of each guarded statement."""
+    steps = []
+    for statement in statements:
+        tree = parse_tsql(statement)
+        assert isinstance(tree, exp.IfBlock), statement
+        condition, (action,) = tree.this, tree.args["true"].expressions
+        negated = isinstance(condition, exp.Not)
+        query = condition.find(exp.Select)
+        assert query is not None and query.find(exp.Table).sql("tsql") == "sys.indexes"
+        steps.append((query, not negated, action))
+    return steps
+
+
+def run_index_steps(indexes: list[dict[str, Any]], statements: list[str]) -> list[dict[str, Any]]:
+    """Apply the guarded steps to a model of sys.indexes for the table, refusing what SQL Server
+    refuses (a second clustered index: Msg 1902; an object name taken: Msg 2714)."""
+    indexes = [dict(i) for i in indexes]
+    for query, must_find, action in guarded_steps(statements):
+        plain = query.copy().transform(
+            lambda node: (
+                exp.Literal.string(node.this.name)
+                if isinstance(node, exp.ObjectId)
+                else exp.Literal.string(node.name)
+                if isinstance(node, exp.National)
+                else node
+            )
+        )
+        found = bool(execute(plain, tables={"sys": {"indexes": indexes}}, schema=SYS_INDEXES).rows)
+        if found != must_find:
+            continue
+        sql = action.sql("tsql")
+        clustered = 1 if " CLUSTERED" in sql and "NONCLUSTERED" not in sql else 2
+        if isinstance(action, exp.Create):
+            name = action.this.name
+        elif action.find(exp.Drop):
+            (name,) = [t.name for t in action.find(exp.Drop).find_all(exp.Table)]
+            indexes = [i for i in indexes if i["name"] != name]
+            continue
+        else:
+            name = action.find(exp.Constraint).name
+        if clustered == 1 and any(i["type"] in (1, 5) for i in indexes):
+            raise AssertionError(f"Msg 1902: cannot create more than one clustered index ({sql})")
+        if any(i["name"] == name for i in indexes):
+            raise AssertionError(f"Msg 2714: there is already an object named {name}")
+        indexes.append({"object_id": TABLE, "name": name, "type": clustered})
+    return indexes
+
+
+SYS_INDEXES = {"sys": {"indexes": {"object_id": "VARCHAR", "name": "VARCHAR", "type": "INT"}}}
+DBO = SqlServerDialect(TableNames())
+TABLE = "[dbo].[weather_summary]"
+UNIQUE_KEY = {"object_id": TABLE, "name": "uq_weather_summary_key", "type": 2}
+WINDOW_INDEX = {"object_id": TABLE, "name": "ix_weather_summary_window_start", "type": 1}
+
+
+def created_indexes(create_table: str) -> list[dict[str, Any]]:
+    """sys.indexes after a CREATE TABLE: UNIQUE constraints are NONCLUSTERED unless they say CLUSTERED."""
+    tree = parse_tsql(create_table).find(exp.Create)
+    out = []
+    for constraint in tree.find_all(exp.Constraint):
+        sql = constraint.sql("tsql")
+        out.append({"object_id": TABLE, "name": constraint.name, "type": 1 if " CLUSTERED" in sql else 2})
+    return out
+
+
+def test_the_clustered_index_leads_on_window_start_and_keeps_the_unique_key():
+    create = parse_tsql(DBO.create_indexes()[1]).args["true"].expressions[0]
+    assert isinstance(create, exp.Create)
+    assert (create.args["kind"], create.args["unique"]) == ("CLUSTERED INDEX", True)
+    assert create.this.name == "ix_weather_summary_window_start"
+    columns = [c.name for c in create.this.args["params"].args["columns"]]
+    assert columns == ["window_start", "location"]
+    table = next(s for s in DBO.ddl() if "CREATE TABLE [dbo].[weather_summary] " in s)
+    assert created_indexes(table) == [UNIQUE_KEY]  # explicitly NONCLUSTERED
+
+
+@pytest.mark.parametrize(
+    "before",
+    [
+        pytest.param([UNIQUE_KEY], id="made by this DDL or the old one (heap + nonclustered key)"),
+        pytest.param([UNIQUE_KEY | {"type": 1}], id="unique key made clustered"),
+    ],
+)
+def test_sql_init_gives_an_existing_table_the_clustered_index_and_a_rerun_changes_nothing(before):
+    after = run_index_steps(before, DBO.create_indexes())
+    assert sorted(after, key=lambda i: i["name"]) == [WINDOW_INDEX, UNIQUE_KEY]
+    assert run_index_steps(after, DBO.create_indexes()) == after
+
+
+def test_the_old_sql_server_ddl_made_a_heap_with_a_nonclustered_unique_key():
+    old = (ROOT / "tests" / "fixtures" / "sql_before_window_index" / "sqlserver.sql").read_text()
+    (table,) = [b.strip() for b in old.split("GO") if "CREATE TABLE [dbo].[weather_summary] " in b]
+    assert created_indexes(table) == [UNIQUE_KEY]
+
+
+def test_a_clustered_index_a_dba_chose_is_left_alone():
+    theirs = {"object_id": TABLE, "name": "cx_dba_choice", "type": 1}
+    assert run_index_steps([UNIQUE_KEY, theirs], DBO.create_indexes()) == [UNIQUE_KEY, theirs]
+
+
 def test_generated_scripts_in_sql_folder_match_the_code():
     for name in ("sqlserver", "postgresql", "sqlite"):
         script = ddl_script(dialect_for(name, TableNames()))
@@ -101,6 +216,7 @@ def test_sqlite_statements_run_on_a_real_sqlite(tmp_path):
         conn.execute(statement)
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     assert {"weather_summary", "sync_watermark", "sync_runs", "dim_date", "dim_location"} <= names
+    assert "ix_weather_summary_window_start" in names
 
 
 # --- identifiers ------------------------------------------------------------------------------------
