@@ -368,9 +368,11 @@ class SqlReader:
         self._odbc = bool(settings.sql_connection)
         self._conn: Any = None
         if self._odbc:
-            import pyodbc
+            from functions.warehouse import dialect_name_for, odbc_connector
 
-            self._conn = pyodbc.connect(settings.sql_connection, autocommit=True, readonly=True)
+            # The sync's own connector: SQL Server without UID/PWD signs in with DefaultAzureCredential.
+            connection = settings.sql_connection
+            self._conn = odbc_connector(connection, dialect_name_for(connection))()
             self._schema: str | None = _identifier(settings.sql_schema)
         elif settings.sqlite_path.is_file():
             self._conn = sqlite3.connect(f"file:{settings.sqlite_path}?mode=ro", uri=True, timeout=30)
