@@ -14,6 +14,7 @@ change data feed, and records its window size so that a run with another size is
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -23,7 +24,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from spark.lake import LakeConfig, is_path, table_ref
+from spark.lake import SPARK_WRITER, LakeConfig, is_path, table_ref
 from spark.schemas import (
     GOLD_KEY,
     GOLD_SCHEMA,
@@ -47,6 +48,14 @@ _SILVER_STATS_COLUMNS = "event_id,event_time"
 _TXN_APP_ID = "spark.databricks.delta.write.txnAppId"
 _TXN_VERSION = "spark.databricks.delta.write.txnVersion"
 _USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
+
+
+def commit_tag(txn: Txn | None) -> str:
+    """The ``userMetadata`` of one of the job's commits (its idempotent-write token, if any)."""
+    tag: dict[str, object] = {"writer": SPARK_WRITER}
+    if txn is not None:
+        tag.update(txnAppId=txn.app_id, txnVersion=txn.version)
+    return json.dumps(tag, separators=(",", ":"))
 
 
 class WindowSizeMismatchError(ValueError):
@@ -179,7 +188,7 @@ class DeltaTables:
         The commit is tagged with the token (its ``userMetadata``), so the table's latest commit
         says whether this write happened or Delta skipped it as already committed.
         """
-        tag = f"{txn.app_id}@{txn.version}"
+        tag = commit_tag(txn)
         writer = (
             rows.write.format("delta")
             .mode("append")
@@ -198,15 +207,15 @@ class DeltaTables:
 
     def _execute(self, merger: Any, txn: Txn | None) -> WriteResult:
         """Run a MERGE under an idempotent-write token; its counts from Delta's metrics."""
+        self.spark.conf.set(_USER_METADATA, commit_tag(txn))
         if txn is not None:
             self.spark.conf.set(_TXN_APP_ID, txn.app_id)
             self.spark.conf.set(_TXN_VERSION, str(txn.version))
         try:
             metrics = merger.execute().collect()
         finally:
-            if txn is not None:
-                self.spark.conf.unset(_TXN_APP_ID)
-                self.spark.conf.unset(_TXN_VERSION)
+            for name in (_USER_METADATA, _TXN_APP_ID, _TXN_VERSION):
+                self.spark.conf.unset(name)
         if not metrics:  # Delta skipped the write: this token's version is already committed
             return WriteResult(skipped=True)
         row = metrics[0]

@@ -261,7 +261,7 @@ def run_stream(
     Args:
         spark: The session.
         options: Paths, window size, trigger, stall handling.
-        stop: For a processing-time trigger: set it to stop the query after the current batch.
+        stop: Set it to stop the query after the current batch (availableNow: before the rest).
         on_batch: Called with each micro-batch's counts (progress display).
         hook: Passed to :func:`process_batch` (fault injection in tests).
 
@@ -280,6 +280,8 @@ def run_stream(
     totals = JobTotals()
     watch = StallWatch(spark, options.stall_timeout_seconds) if options.stall_timeout_seconds else None
     while True:
+        if stop is not None and stop.is_set():  # stopped before (re)starting: nothing to wait for
+            return totals.as_dict()
         query = _start_query(source, tables, options, totals, on_batch, hook, watch)
         try:
             stalled = _await_query(query, options.trigger_seconds is None, stop, watch)
@@ -367,6 +369,10 @@ def _await_query(
     while True:
         if available_now or stop is None:
             if query.awaitTermination(_POLL_SECONDS):
+                return False
+            if stop is not None and stop.is_set():  # Ctrl-C ends an availableNow run early too
+                _stop_between_batches(query)
+                query.awaitTermination()
                 return False
         elif stop.wait(_POLL_SECONDS) or not query.isActive:
             _stop_between_batches(query)

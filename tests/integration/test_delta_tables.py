@@ -13,6 +13,8 @@ from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
 from functions.gold_source import DeltaGoldSource
+from pipeline.layers import spark_figures
+from settings import load_settings
 from spark.bronze_source import FileSource
 from spark.delta_tables import WINDOW_MINUTES_PROPERTY, DeltaTables, WindowSizeMismatchError
 from spark.job import process_batch
@@ -72,7 +74,8 @@ def session_defaults(spark: Any, **properties: str) -> Iterator[None]:
 def test_a_replayed_micro_batch_writes_nothing_because_delta_knows_its_transaction(
     spark: Any, tmp_path: Path
 ) -> None:
-    lake = make_lake(tmp_path)
+    settings = load_settings(environ={"PIPELINE_HOME": str(tmp_path)})
+    lake = make_lake(tmp_path / "lake")
     tables = DeltaTables(spark, lake, window_minutes=5)
     tables.prepare()
     bronze_file(lake, [weather_body("Oslo", T0, event_id=f"a{i}") for i in range(5)] + [b"not json"])
