@@ -22,6 +22,7 @@ import azure.functions as func
 import pytest
 
 import functions.ingest as ingest_module
+from contract.lake_layout import parse_path
 from functions.lake import LakeStorage, LocalLake
 from localhub import LocalConsumer, LocalEventHub
 from pipeline.host import LocalFunctionsHost
@@ -32,7 +33,6 @@ pytestmark = pytest.mark.integration
 
 # The old policy: 8 retries, 5 s doubling to 5 min, then the host checkpointed past the batch.
 OLD_RETRY_BOUND_SECONDS = sum(min(300, 5 * 2**n) for n in range(8))  # 915 s, about 15 minutes
-FILE_NAME = re.compile(r"/p(?P<partition>\d+)-(?P<first>\d{20})-(?P<last>\d{20})[-.]")
 
 
 def consumer_for(settings: Settings) -> LocalConsumer:
@@ -57,10 +57,10 @@ class OutageLake(LakeStorage):
 
     def create(self, container: str, path: str, data: bytes) -> bool:
         if not self.restored():
-            name = FILE_NAME.search("/" + path)
-            assert name is not None, path
-            partition = str(int(name["partition"]))
-            self.failures.append((partition, int(name["first"]), self.checkpoint(partition)))
+            parsed = parse_path(path)
+            assert parsed is not None and parsed.name.partition_id is not None, path
+            partition = str(int(parsed.name.partition_id))
+            self.failures.append((partition, parsed.name.first_sequence_number, self.checkpoint(partition)))
             self.failed_at.append(time.monotonic())
             raise ConnectionError("storage account unreachable")
         return self.inner.create(container, path, data)
