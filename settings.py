@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from contract.bronze import FORMATS
+from contract.sql_names import POSTGRESQL, engine_of, identifier_problem, max_table_length
+
 PROJECT_ROOT = Path(__file__).resolve().parent
 LOCAL_SETTINGS_FILE = PROJECT_ROOT / "local.settings.json"
 
 
-# SQL identifiers the sync may create: its own tables add suffixes (`<table>_location`), so the
-# table name leaves room for the longest one within the 64 characters functions/warehouse.py takes.
-SQL_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-SQL_TABLE_MAX_LENGTH = 64 - len("_location")
 # Azure Storage container names (the local lake refuses what ADLS would refuse).
 CONTAINER_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
 MAX_HUB_PARTITIONS = 1024  # Event Hubs' largest partition count (Dedicated tier)
@@ -197,8 +196,9 @@ class Settings:
     def bronze_format(self) -> str:
         """``jsonl`` (default), ``jsonl.gz`` or ``avro``."""
         value = self.get("BRONZE_FORMAT", "jsonl").lower()
-        if value not in ("jsonl", "jsonl.gz", "avro"):
-            raise SettingsError(f"BRONZE_FORMAT must be jsonl, jsonl.gz or avro, got {value!r}")
+        if value not in FORMATS:
+            allowed = f"{', '.join(FORMATS[:-1])} or {FORMATS[-1]}"
+            raise SettingsError(f"BRONZE_FORMAT must be {allowed}, got {value!r}")
         return value
 
     # --- Spark / Delta ---------------------------------------------------------------------
@@ -257,11 +257,19 @@ class Settings:
 
     @property
     def sql_schema(self) -> str:
-        return _sql_identifier("SQL_SCHEMA", self.get("SQL_SCHEMA", "dbo"), 64)
+        return _sql_name("SQL_SCHEMA", self.get("SQL_SCHEMA", "dbo"), self._sql_engine)
 
     @property
     def sql_table(self) -> str:
-        return _sql_identifier("SQL_TABLE", self.get("SQL_TABLE", "weather_summary"), SQL_TABLE_MAX_LENGTH)
+        engine = self._sql_engine
+        table = self.get("SQL_TABLE", "weather_summary")
+        return _sql_name("SQL_TABLE", table, engine, max_table_length(engine))
+
+    @property
+    def _sql_engine(self) -> str:
+        """The engine SQL_CONNECTION names, whose identifier limit applies (contract.sql_names);
+        a driver the sync does not know gets PostgreSQL's, the shortest (the sync refuses it)."""
+        return engine_of(self.sql_connection) or POSTGRESQL
 
     @property
     def sync_schedule(self) -> str:
@@ -314,12 +322,10 @@ class Settings:
             raise SettingsError("; ".join(problems))
 
 
-def _sql_identifier(name: str, value: str, max_length: int) -> str:
-    if not SQL_IDENTIFIER.fullmatch(value) or len(value) > max_length:
-        raise SettingsError(
-            f"{name} must be a plain SQL identifier (a letter or _, then letters, digits or _; at most "
-            f"{max_length} characters), got {value!r}"
-        )
+def _sql_name(name: str, value: str, engine: str, max_length: int | None = None) -> str:
+    problem = identifier_problem(value, engine, max_length=max_length)
+    if problem is not None:
+        raise SettingsError(f"{name} {problem}")
     return value
 
 

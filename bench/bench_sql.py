@@ -17,8 +17,10 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from functions.sql.connections import odbc_connector
+from functions.sql.dialects import PostgresDialect, TableNames
+from functions.sql.warehouse import SqlWarehouse
 from functions.sync_core import GOLD_COLUMNS, RunInfo, SyncPlan
-from functions.warehouse import PostgresDialect, SqlWarehouse, TableNames, odbc_connector
 from tests.fixtures.servers import PG_BIN, start_postgres, stop_postgres
 
 TARGET_ROWS_PER_S = 20_000

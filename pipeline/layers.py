@@ -16,7 +16,6 @@ from __future__ import annotations
 import gzip
 import io
 import math
-import re
 import sqlite3
 from bisect import bisect_left
 from collections import Counter
@@ -35,12 +34,11 @@ import pyarrow.json as pa_json
 from isal import igzip
 
 from contract.lake_layout import format_of, is_data_file
+from contract.sql_names import is_identifier
 from functions.bronze import decode_bronze
 from functions.lake import LakeStorage
 from settings import Settings
 from spark.lake import SPARK_WRITER
-
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -350,7 +348,7 @@ def read_delta(uri: str, columns: Sequence[str] | None = None) -> list[dict[str,
 
 
 def _identifier(name: str) -> str:
-    if not _IDENTIFIER.match(name):
+    if not is_identifier(name):  # the one rule (contract.sql_names); settings checked the length
         raise ValueError(f"not a valid SQL identifier: {name!r}")
     return name
 
@@ -363,7 +361,7 @@ class SqlReader:
         self._odbc = bool(settings.sql_connection)
         self._conn: Any = None
         if self._odbc:
-            from functions.warehouse import dialect_name_for, odbc_connector
+            from functions.sql.connections import dialect_name_for, odbc_connector
 
             # The sync's own connector: SQL Server without UID/PWD signs in with DefaultAzureCredential.
             connection = settings.sql_connection

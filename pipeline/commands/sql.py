@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from functions.warehouse import TableNames, ddl_script, dialect_for, warehouse_from_settings
+from functions.sql.dialects import TableNames, dialect_for
+from functions.sql.schema import ddl_script
+from functions.sql.warehouse import warehouse_from_settings
 from pipeline import preflight
 from pipeline.cli import UserError
 

@@ -10,9 +10,10 @@ import pytest
 from azure.functions.timer import TimerRequest
 
 import function_app
-from functions import sync as sync_function
+from functions.sql.connections import odbc_connector
+from functions.sql.dialects import SqlServerDialect, TableNames
+from functions.sql.warehouse import SqlWarehouse
 from functions.sync_core import run_sync
-from functions.warehouse import SqlServerDialect, SqlWarehouse, TableNames, odbc_connector
 from pipeline.sync_runner import SYNC_FUNCTION_NAME, find_timer_function, sync_once
 from settings import load_settings
 from tests.integration.test_sync_warehouse import Gold, expected, window
@@ -50,15 +51,18 @@ def test_the_timer_binding_is_what_azure_would_index():
     }
 
 
-def test_the_timer_function_called_with_a_timer_request_syncs_gold(tmp_path):
+def test_the_timer_function_called_with_a_timer_request_syncs_gold(tmp_path, monkeypatch):
     settings = home_settings(tmp_path)
     rows = [window("Oslo", 0, 1.5), window("Rome", 0, 14.25)]
     Gold(settings.gold_table_uri).write(rows)
     function = find_timer_function(function_app.app).get_user_function()
-    with sync_function.settings_for_local_runs(settings):
-        function(TimerRequest(past_due=True))
-    assert sync_function.last_summary is not None
-    assert sync_function.last_summary.status == "synced"
+    monkeypatch.setenv("PIPELINE_HOME", str(settings.home))  # app settings are the worker's environment
+    function(TimerRequest(past_due=True))
+    # The outcome, as the SQL database records it: one run, from never synced to gold version 0.
+    conn = sqlite3.connect(settings.sqlite_path)
+    runs = conn.execute("SELECT from_version, to_version, rows_upserted FROM sync_runs").fetchall()
+    conn.close()
+    assert runs == [(-1, 0, 2)]
     assert sqlite_rows(settings) == {expected(r) for r in rows}
 
 

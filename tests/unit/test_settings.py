@@ -75,7 +75,7 @@ def _settings(tmp_path: Path, **values: str) -> Settings:
         ("SPARK_TRIGGER_SECONDS", "0", "SPARK_TRIGGER_SECONDS must be 1 or more, got 0"),
         ("SPARK_STALL_TIMEOUT_SECONDS", "-1", "SPARK_STALL_TIMEOUT_SECONDS must be 0 (off) or positive"),
         ("SQL_TABLE", "weather-summary", "SQL_TABLE must be a plain SQL identifier"),
-        ("SQL_TABLE", "t" * 56, "at most 55 characters"),
+        ("SQL_TABLE", "t" * 113, "at most 112 characters in SQLite, as in SQL Server"),
         ("SQL_SCHEMA", "dbo; DROP TABLE x", "SQL_SCHEMA must be a plain SQL identifier"),
         ("BRONZE_CONTAINER", "Bronze", "BRONZE_CONTAINER must be a storage container name"),
         ("QUARANTINE_CONTAINER", "q", "QUARANTINE_CONTAINER must be a storage container name"),
@@ -89,6 +89,33 @@ def test_each_rule_names_the_setting_the_value_and_what_is_allowed(
     with pytest.raises(SettingsError) as raised:
         _settings(tmp_path, **{name: value}).validate([name])
     assert message in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("connection", "longest_table", "longest_schema"),
+    [
+        ("", 112, 128),  # SQLite, the local stand-in, refuses what SQL Server refuses
+        ("Driver={ODBC Driver 18 for SQL Server};Server=s", 112, 128),
+        ("Driver={PostgreSQL Unicode};Server=s", 47, 63),  # PostgreSQL keeps 63 bytes
+    ],
+)
+def test_sql_names_may_be_as_long_as_the_target_engine_keeps_them(
+    tmp_path: Path, connection: str, longest_table: int, longest_schema: int
+) -> None:
+    fits = _settings(
+        tmp_path, SQL_CONNECTION=connection, SQL_TABLE="t" * longest_table, SQL_SCHEMA="s" * longest_schema
+    )
+    fits.validate(["SQL_TABLE", "SQL_SCHEMA"])
+    too_long = _settings(
+        tmp_path,
+        SQL_CONNECTION=connection,
+        SQL_TABLE="t" * (longest_table + 1),
+        SQL_SCHEMA="s" * (longest_schema + 1),
+    )
+    with pytest.raises(SettingsError) as raised:
+        too_long.validate(["SQL_TABLE", "SQL_SCHEMA"])
+    assert f"at most {longest_table} characters" in str(raised.value)
+    assert f"at most {longest_schema} characters" in str(raised.value)
 
 
 def test_validate_reports_every_bad_setting_in_one_line(tmp_path: Path) -> None:

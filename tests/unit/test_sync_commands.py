@@ -8,7 +8,8 @@ import sqlite3
 
 import pytest
 
-from functions.warehouse import SqlServerDialect, TableNames, ddl_script
+from functions.sql.dialects import SqlServerDialect, TableNames
+from functions.sql.schema import ddl_script
 from pipeline.cli import UserError
 from pipeline.commands import powerbi, sql
 from pipeline.commands import sync as sync_command

@@ -13,25 +13,23 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.executor import execute
 
-from functions.sync_core import GOLD_COLUMNS
-from functions.warehouse import (
+from functions.sql.connections import (
     SQL_COPT_SS_ACCESS_TOKEN,
-    PostgresDialect,
-    SqliteDialect,
-    SqlServerDialect,
-    TableNames,
     access_token_struct,
-    ddl_script,
-    dialect_for,
     dialect_name_for,
-    is_transient_error,
     needs_access_token,
     odbc_connector,
 )
+from functions.sql.dialects import PostgresDialect, SqliteDialect, SqlServerDialect, TableNames, dialect_for
+from functions.sql.schema import all_statements, ddl, ddl_script
+from functions.sql.sync_statements import sync_statements
+from functions.sql.transient_errors import is_transient_error
+from functions.sync_core import GOLD_COLUMNS
 from settings import SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
 TSQL = SqlServerDialect(TableNames("reporting", "weather_summary"))
+TSQL_SYNC = sync_statements(TSQL)
 
 
 def parse_tsql(statement: str) -> Any:
@@ -42,13 +40,13 @@ def parse_tsql(statement: str) -> Any:
     return tree
 
 
-@pytest.mark.parametrize("statement", TSQL.statements(), ids=lambda s: s[:60])
+@pytest.mark.parametrize("statement", all_statements(TSQL), ids=lambda s: s[:60])
 def test_every_tsql_statement_the_code_emits_parses(statement):
     parse_tsql(statement)
 
 
 def test_the_upsert_is_one_merge_with_holdlock_on_the_unique_key():
-    merge = parse_tsql(TSQL.upsert())
+    merge = parse_tsql(TSQL_SYNC.upsert())
     assert isinstance(merge, exp.Merge)
     sql = merge.sql("tsql")
     assert "WITH (HOLDLOCK)" in sql
@@ -56,29 +54,29 @@ def test_the_upsert_is_one_merge_with_holdlock_on_the_unique_key():
     on = merge.args["on"].sql("tsql")
     assert on == "t.[location] = s.[location] AND t.[window_start] = s.[window_start]"
     # both branches stamp synced_at from a parameter; nothing else is a parameter
-    assert TSQL.upsert().count("?") == 2
+    assert TSQL_SYNC.upsert().count("?") == 2
     assert "EXCEPT" in sql  # only changed rows are updated, so synced_at survives a replay
 
 
 def test_the_watermark_is_locked_and_advanced_with_compare_and_set():
-    lock = parse_tsql(TSQL.lock_watermark()).sql("tsql")
+    lock = parse_tsql(TSQL_SYNC.lock_watermark()).sql("tsql")
     assert "WITH (UPDLOCK, HOLDLOCK)" in lock
-    update = parse_tsql(TSQL.advance_watermark())
+    update = parse_tsql(TSQL_SYNC.advance_watermark())
     assert isinstance(update, exp.Update)
     where = update.args["where"].sql("tsql")
     assert "[delta_version] = ?" in where and "[table_name] = ?" in where
 
 
 def test_staging_is_a_session_temp_table():
-    drop, create = TSQL.create_stage()
+    drop, create = TSQL_SYNC.create_stage()
     assert parse_tsql(create).find(exp.Table).sql("tsql") == "#weather_sync_stage"
     assert isinstance(parse_tsql(drop), exp.Drop)
-    assert isinstance(parse_tsql(TSQL.insert_stage()), exp.Insert)
-    assert TSQL.insert_stage().count("?") == len(GOLD_COLUMNS) + 1
+    assert isinstance(parse_tsql(TSQL_SYNC.insert_stage()), exp.Insert)
+    assert TSQL_SYNC.insert_stage().count("?") == len(GOLD_COLUMNS) + 1
 
 
 def test_staging_text_columns_take_the_database_collation_not_tempdbs():
-    create = parse_tsql(TSQL.create_stage()[1])
+    create = parse_tsql(TSQL_SYNC.create_stage()[1])
     collations = {}
     for column in create.find_all(exp.ColumnDef):
         collate = [
@@ -163,7 +161,7 @@ def test_the_clustered_index_leads_on_window_start_and_keeps_the_unique_key():
     assert create.this.name == "ix_weather_summary_window_start"
     columns = [c.name for c in create.this.args["params"].args["columns"]]
     assert columns == ["window_start", "location"]
-    table = next(s for s in DBO.ddl() if "CREATE TABLE [dbo].[weather_summary] " in s)
+    table = next(s for s in ddl(DBO) if "CREATE TABLE [dbo].[weather_summary] " in s)
     assert created_indexes(table) == [UNIQUE_KEY]  # explicitly NONCLUSTERED
 
 
@@ -201,7 +199,7 @@ def test_sqlserver_script_batches_parse_apart_from_the_schema_guard():
     script = ddl_script(SqlServerDialect(TableNames()))
     code = "\n".join(line for line in script.splitlines() if not line.startswith("--"))
     body = [b.strip() for b in re.split(r"^GO$", code, flags=re.MULTILINE) if b.strip()]
-    assert len(body) == len(SqlServerDialect(TableNames()).ddl())
+    assert len(body) == len(ddl(SqlServerDialect(TableNames())))
     assert body[0].startswith("IF SCHEMA_ID(N'dbo') IS NULL")
     for batch in body[1:]:
         parse_tsql(batch)
@@ -210,9 +208,9 @@ def test_sqlserver_script_batches_parse_apart_from_the_schema_guard():
 def test_sqlite_statements_run_on_a_real_sqlite(tmp_path):
     dialect = SqliteDialect(TableNames())
     conn = sqlite3.connect(tmp_path / "w.db")
-    for statement in dialect.ddl():
+    for statement in ddl(dialect):
         conn.execute(statement)
-    for statement in dialect.ddl():  # idempotent
+    for statement in ddl(dialect):  # idempotent
         conn.execute(statement)
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     assert {"weather_summary", "sync_watermark", "sync_runs", "dim_date", "dim_location"} <= names
@@ -220,7 +218,7 @@ def test_sqlite_statements_run_on_a_real_sqlite(tmp_path):
 
 
 # --- identifiers ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("bad", ["dbo; DROP TABLE x", "a b", "1abc", "x]", 'x"', "", "a" * 65])
+@pytest.mark.parametrize("bad", ["dbo; DROP TABLE x", "a b", "1abc", "x]", 'x"', ""])
 def test_table_and_schema_names_from_settings_are_validated(bad):
     with pytest.raises(SettingsError):
         TableNames(schema=bad)
@@ -228,9 +226,30 @@ def test_table_and_schema_names_from_settings_are_validated(bad):
         TableNames(table=bad)
 
 
+# PostgreSQL cuts names past 63 bytes; SQL Server keeps 128 characters, and SQLite, its local
+# stand-in, refuses what it refuses. The table's longest derived name is ix_<table>_window_start.
+@pytest.mark.parametrize(
+    ("dialect", "longest"), [(SqlServerDialect, 128), (PostgresDialect, 63), (SqliteDialect, 128)]
+)
+def test_names_are_as_long_as_the_engine_keeps_them(dialect: Any, longest: int) -> None:
+    dialect(TableNames(schema="s" * longest))
+    with pytest.raises(SettingsError, match=f"SQL_SCHEMA must be .* at most {longest} characters"):
+        dialect(TableNames(schema="s" * (longest + 1)))
+    longest_table = longest - len("ix__window_start")
+    assert "t" * longest_table in " ".join(ddl(dialect(TableNames(table="t" * longest_table))))
+    with pytest.raises(SettingsError, match="window_index name must be"):
+        dialect(TableNames(table="t" * (longest_table + 1)))
+
+
 def test_postgres_casts_every_parameter():
     pg = PostgresDialect(TableNames())
-    for statement in (pg.advance_watermark(), pg.insert_run(), pg.insert_stage(), pg.upsert()):
+    pg_sync = sync_statements(pg)
+    for statement in (
+        pg_sync.advance_watermark(),
+        pg_sync.insert_run(),
+        pg_sync.insert_stage(),
+        pg_sync.upsert(),
+    ):
         assert statement.count("?") == statement.count("CAST(? AS"), statement
 
 
