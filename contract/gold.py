@@ -1,7 +1,8 @@
 """The gold table ``weather_summary``: its columns, shared by the Spark job (writer) and the SQL sync.
 
 One definition so the Delta table, the SQL table and the sync's row checks cannot drift apart.
-Types are logical: ``string``, ``timestamp`` (UTC), ``long`` and ``double``.
+Types are logical: ``string``, ``timestamp`` (UTC), ``long`` and ``double``. Also the reason
+codes the sync gives a gold row it cannot write (docs/sql-and-powerbi.md).
 """
 
 from __future__ import annotations
@@ -36,3 +37,15 @@ GOLD_VALUE_COLUMNS: tuple[str, ...] = tuple(
 def gold_columns_of_type(logical_type: str) -> frozenset[str]:
     """Return the gold columns of one logical type."""
     return frozenset(c for c, t in GOLD_COLUMN_TYPES.items() if t == logical_type)
+
+
+# Why the sync skips a gold row (stable codes, counted per code in the sync's summary and log):
+# ``<problem>:<column>`` (skip_reason), or the bare problem for a delete whose key is unreadable.
+SKIP_NULL_KEY = "null_key"  # a key column is null or blank
+SKIP_WRONG_TYPE = "type"  # a value of the wrong type for its column
+SKIP_NON_FINITE = "non_finite"  # NaN or +-Infinity in a number column
+
+
+def skip_reason(problem: str, column: str) -> str:
+    """The reason code for a gold row the sync cannot write (``non_finite:avg_temperature``)."""
+    return f"{problem}:{column}"

@@ -200,7 +200,7 @@ def process_batch(
     )
     for position, verdict in rejected:
         body = batch.bodies[position]
-        codes = list(verdict.reasons) or [field_reason(MISSING, EVENT_ID_FIELD)]  # type: ignore[union-attr]
+        codes = list(verdict.reasons) or [field_reason(MISSING, EVENT_ID_FIELD)]
         reasons.update(codes)
         text, encoding = body_as_text(body)
         quarantine.append(
@@ -214,7 +214,7 @@ def process_batch(
                 "BodyEncoding": encoding,
                 "PartitionId": partition,
                 "PartitionKey": batch.partition_keys[position],
-                "EventId": verdict.event_id,  # type: ignore[union-attr]
+                "EventId": verdict.event_id,
                 "IngestedTimeUtc": ingested,
                 "Reasons": codes,
             }

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from contract import gold
+from contract.gold import SKIP_NON_FINITE, SKIP_NULL_KEY, SKIP_WRONG_TYPE, skip_reason
 
 log = logging.getLogger(__name__)
 
@@ -160,9 +161,9 @@ def clean_row(row: Mapping[str, Any]) -> tuple[GoldRow | None, str | None]:
     """Normalise one gold row, or say why it cannot be written (a stable reason code)."""
     location = row.get("location")
     if location is None or not str(location).strip():
-        return None, "null_key:location"
+        return None, skip_reason(SKIP_NULL_KEY, "location")
     if row.get("window_start") is None:
-        return None, "null_key:window_start"
+        return None, skip_reason(SKIP_NULL_KEY, "window_start")
     values: list[Any] = []
     for column in GOLD_COLUMNS:
         value = row.get(column)
@@ -172,18 +173,18 @@ def clean_row(row: Mapping[str, Any]) -> tuple[GoldRow | None, str | None]:
             try:
                 values.append(to_utc_naive(value))
             except TypeError:
-                return None, f"type:{column}"
+                return None, skip_reason(SKIP_WRONG_TYPE, column)
         elif column in DOUBLE_COLUMNS:
             if isinstance(value, bool) or not isinstance(value, int | float):
-                return None, f"type:{column}"
+                return None, skip_reason(SKIP_WRONG_TYPE, column)
             if not math.isfinite(value):
-                return None, f"non_finite:{column}"
+                return None, skip_reason(SKIP_NON_FINITE, column)
             values.append(float(value))
         elif column in INTEGER_COLUMNS:
             if isinstance(value, float) and not math.isfinite(value):
-                return None, f"non_finite:{column}"
+                return None, skip_reason(SKIP_NON_FINITE, column)
             if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-                return None, f"type:{column}"
+                return None, skip_reason(SKIP_WRONG_TYPE, column)
             values.append(int(value))
         else:
             values.append(str(value))
@@ -240,7 +241,7 @@ def plan_sync(read: GoldRead) -> SyncPlan:
         if read.mode == "cdf" and change.get("_change_type") == CDF_DELETE:
             key = _key_of(change)
             if key is None:
-                skipped["null_key"] += 1
+                skipped[SKIP_NULL_KEY] += 1
             else:
                 deletes[key] = None
             continue

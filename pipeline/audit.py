@@ -39,6 +39,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from contract.bronze import BODY_UTF8
 from contract.gold import GOLD_COLUMN_TYPES, GOLD_COLUMNS, GOLD_KEY
 from contract.lake_layout import CONFLICT_MARKER, parse_path
 from functions.gold_source import storage_options_from_settings
@@ -754,7 +755,7 @@ def run_audit(
         check_silver_gold(events, gold_table, settings.window_minutes),
         check_gold_sql(settings, gold_table, gold_version),
     ]
-    utf8 = pc.fill_null(pc.equal(files.quarantine["BodyEncoding"], "utf8"), False)
+    utf8 = pc.fill_null(pc.equal(files.quarantine["BodyEncoding"], BODY_UTF8), False)
     bodies = _concat(files.quarantine["Body"].filter(utf8), silver_quarantine["body"]).to_pylist()
     checks.append(check_devices(events, _quarantined_device_seqs(bodies)))
     return AuditReport(checks, time.monotonic() - started)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from contract import BODY_NOT_JSON, EVENT_TIME_FIELD, FUTURE_TIME
 from pipeline import charts, history, layers
 from settings import Settings, SettingsError
 
@@ -26,7 +27,7 @@ PNG_NAME = "gold_temperature.png"
 TOP_REASONS = 10  # the summary lists this many reasons; the chart and the examples show more
 EXAMPLES_PER_REASON = 1
 EXAMPLE_BODY_CHARS = 160
-FIELD_OF_REASON = {"future_time": "eventTime"}  # reasons without a ":field" that still name one
+FIELD_OF_REASON = {FUTURE_TIME: EVENT_TIME_FIELD}  # reasons without a ":field" that still name one
 SYNC_RUNS_SHOWN = 20
 COMMANDS_SHOWN = 10
 FRESHNESS_TARGET_SECONDS = 60.0  # the p95 target of bench_e2e (README, "Benchmarks")
@@ -157,7 +158,7 @@ def excerpt(body: str, reason: str, width: int = EXAMPLE_BODY_CHARS) -> str:
     """At most ``width`` characters of ``body``, around the field ``reason`` names (``range:humidity``)."""
     if len(body) <= width:
         return body
-    if reason == "json":  # broken JSON is usually cut short or malformed at its end
+    if reason == BODY_NOT_JSON:  # broken JSON is usually cut short or malformed at its end
         start = len(body) - width
     else:
         field = FIELD_OF_REASON.get(reason, reason.partition(":")[2])

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import re
 import string
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -22,8 +20,6 @@ from contract.lake_layout import (
     parse_path,
 )
 from functions.ingest_core import HubEvent, process_batch
-
-ROOT = Path(__file__).resolve().parents[2]
 
 hex16 = st.text("0123456789abcdef", min_size=16, max_size=16)
 partitions = st.text(string.ascii_letters + string.digits + "_", min_size=1, max_size=32)
@@ -142,22 +138,3 @@ def test_the_ingest_functions_files_read_back_as_their_batch() -> None:
     read = parsed.name
     assert (read.partition_id, read.first_sequence_number, read.last_sequence_number) == ("2", 7, 9)
     assert read.first_enqueued == enqueued.replace(microsecond=123000)
-
-
-# Spelled only in contract/lake_layout.py: the folder keys, the time stamp and the number widths
-# of a batch file name. Tests may write expected names out by hand; code that builds or reads
-# names calls the layout instead.
-_LAYOUT_SPELLINGS = re.compile(r"ingest_date=|hour=|%Y%m%dT|:020d|\\d\{20\}|-conflict-|-repair-")
-_CODE = ["contract", "functions", "spark", "pipeline", "producer", "localhub", "bench", "tests/fixtures"]
-
-
-def test_no_module_but_the_layout_spells_out_the_lake_layout() -> None:
-    spelled = [
-        f"{path.relative_to(ROOT)}:{number}"
-        for folder in _CODE
-        for path in sorted((ROOT / folder).rglob("*.py"))
-        if path != ROOT / "contract" / "lake_layout.py"
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
-        if _LAYOUT_SPELLINGS.search(line) and not line.lstrip().startswith("#")
-    ]
-    assert spelled == [], "build and read lake paths with contract.lake_layout"
