@@ -164,7 +164,8 @@ def _encode_value(value: Any) -> bytes:
     if kind is float:
         return _DOUBLE + struct.pack("<d", value)
     if kind is bytes:
-        return _BYTES + encode_long(len(value)) + value
+        data: bytes = value
+        return _BYTES + encode_long(len(data)) + data
     return _NULL
 
 

@@ -73,7 +73,8 @@ def _default_credential_token() -> str:
 def _to_rows(table: Any, columns: tuple[str, ...]) -> list[dict[str, Any]]:
     arrow = pa.table(table)
     present = [c for c in columns if c in arrow.column_names]
-    return arrow.select(present).to_pylist()
+    rows: list[dict[str, Any]] = arrow.select(present).to_pylist()
+    return rows
 
 
 class DeltaGoldSource:

@@ -31,7 +31,7 @@ from settings import Settings, load_settings
 
 logger = logging.getLogger("functions.ingest")
 
-bp = func.Blueprint()
+bp = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions leaves __init__ unannotated
 
 
 @bp.function_name("ingest")

@@ -21,7 +21,7 @@ from settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
-bp = func.Blueprint()
+bp = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions leaves __init__ unannotated
 
 
 @bp.function_name("sync_gold_to_sql")

@@ -152,9 +152,10 @@ def to_utc_naive(value: Any) -> datetime | None:
         return None
     if not isinstance(value, datetime):
         raise TypeError(f"expected a datetime, got {type(value).__name__}")
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value
+    moment: datetime = value
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
 
 
 def clean_row(row: Mapping[str, Any]) -> tuple[GoldRow | None, str | None]:

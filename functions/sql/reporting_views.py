@@ -115,7 +115,10 @@ class PostgresViews(ReportingViews):
     def dim_date_view(self) -> str:
         q, target = self.quote, self.qualified(self.names.table)
         d = f"days.{q('date')}"
-        part = lambda field: f"CAST(EXTRACT({field} FROM {d}) AS INTEGER)"  # noqa: E731
+
+        def part(field: str) -> str:
+            return f"CAST(EXTRACT({field} FROM {d}) AS INTEGER)"
+
         return (
             f"WITH bounds AS (SELECT MAKE_DATE(CAST(EXTRACT(YEAR FROM MIN({q('window_start')})) AS "
             "INTEGER), 1, 1) "
@@ -141,7 +144,10 @@ class SqliteViews(ReportingViews):
     def dim_date_view(self) -> str:
         q, target = self.quote, self.qualified(self.names.table)
         d = f"days.{q('date')}"
-        part = lambda fmt: f"CAST(STRFTIME('{fmt}', {d}) AS INTEGER)"  # noqa: E731
+
+        def part(fmt: str) -> str:
+            return f"CAST(STRFTIME('{fmt}', {d}) AS INTEGER)"
+
         dow = f"((CAST(STRFTIME('%w', {d}) AS INTEGER) + 6) % 7 + 1)"
         # ISO week: the week of the year of this week's Thursday.
         iso_week = f"((CAST(STRFTIME('%j', DATE({d}, '-3 days', 'weekday 4')) AS INTEGER) - 1) / 7 + 1)"
