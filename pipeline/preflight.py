@@ -39,12 +39,26 @@ def prepare(args: argparse.Namespace) -> Settings:
     uses = getattr(args, "uses", ())
     uses = tuple(uses(args) if callable(uses) else uses)
     settings.validate(uses)
+    if "SYNC_SCHEDULE" in uses:
+        check_schedule(settings.sync_schedule)
     if "SQL_CONNECTION" in uses:
         check_sql_connection(settings)
     if getattr(args, "java", False):
         require_spark()
     args.settings = settings
     return settings
+
+
+def check_schedule(schedule: str) -> None:
+    """The timer's NCRONTAB expression, checked as the Functions host will (settings.py, which is
+    deployed, checks only its six fields)."""
+    from croniter import croniter
+
+    if not croniter.is_valid(schedule, second_at_beginning=True):
+        raise SettingsError(
+            f"SYNC_SCHEDULE must be an NCRONTAB expression of six fields, seconds first "
+            f"(e.g. '0 */1 * * * *'): {schedule!r} is not a valid schedule"
+        )
 
 
 def settings_for(args: argparse.Namespace) -> Settings:

@@ -50,11 +50,14 @@ _TXN_VERSION = "spark.databricks.delta.write.txnVersion"
 _USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
 
 
-def commit_tag(txn: Txn | None) -> str:
-    """The ``userMetadata`` of one of the job's commits (its idempotent-write token, if any)."""
+def commit_tag(txn: Txn | None, valid_rows: int | None = None) -> str:
+    """The ``userMetadata`` of one of the job's commits: its idempotent-write token, if any, and for
+    silver the micro-batch's valid rows (so duplicates dropped before the write are counted too)."""
     tag: dict[str, object] = {"writer": SPARK_WRITER}
     if txn is not None:
         tag.update(txnAppId=txn.app_id, txnVersion=txn.version)
+    if valid_rows is not None:
+        tag["validRows"] = valid_rows
     return json.dumps(tag, separators=(",", ":"))
 
 
@@ -182,13 +185,13 @@ class DeltaTables:
         return bool(event_dates) and bool(self.read_silver(event_dates).limit(1).count())
 
     # --- writes ----------------------------------------------------------------------------------
-    def _append(self, table: str, rows: DataFrame, txn: Txn) -> WriteResult:
+    def _append(self, table: str, rows: DataFrame, txn: Txn, valid_rows: int | None = None) -> WriteResult:
         """Append under an idempotent-write token; the count from the commit's own metrics.
 
         The commit is tagged with the token (its ``userMetadata``), so the table's latest commit
         says whether this write happened or Delta skipped it as already committed.
         """
-        tag = commit_tag(txn)
+        tag = commit_tag(txn, valid_rows)
         writer = (
             rows.write.format("delta")
             .mode("append")
@@ -205,9 +208,9 @@ class DeltaTables:
             return WriteResult(skipped=True)
         return WriteResult(inserted=int((latest[0]["operationMetrics"] or {}).get("numOutputRows", 0)))
 
-    def _execute(self, merger: Any, txn: Txn | None) -> WriteResult:
+    def _execute(self, merger: Any, txn: Txn | None, valid_rows: int | None = None) -> WriteResult:
         """Run a MERGE under an idempotent-write token; its counts from Delta's metrics."""
-        self.spark.conf.set(_USER_METADATA, commit_tag(txn))
+        self.spark.conf.set(_USER_METADATA, commit_tag(txn, valid_rows))
         if txn is not None:
             self.spark.conf.set(_TXN_APP_ID, txn.app_id)
             self.spark.conf.set(_TXN_VERSION, str(txn.version))
@@ -226,15 +229,22 @@ class DeltaTables:
         )
 
     def insert_new_silver(
-        self, rows: DataFrame, dates: list[date], txn: Txn, *, dates_are_new: bool = False
+        self,
+        rows: DataFrame,
+        dates: list[date],
+        txn: Txn,
+        *,
+        dates_are_new: bool = False,
+        valid_rows: int | None = None,
     ) -> WriteResult:
         """Insert-only MERGE on ``event_id``, pruned by ``event_date``; a known event is left alone.
 
         With ``dates_are_new`` (silver holds no row on any of ``dates``: see
         :meth:`silver_has_dates`), the rows are appended: the same outcome without the join.
+        ``valid_rows`` (the batch's valid rows before deduplication) is recorded with the commit.
         """
         if dates_are_new:
-            return self._append(self.lake.silver_table, rows, txn)
+            return self._append(self.lake.silver_table, rows, txn, valid_rows)
         merger = (
             self._delta(self.lake.silver_table)
             .alias("t")
@@ -245,7 +255,7 @@ class DeltaTables:
             )
             .whenNotMatchedInsertAll()
         )
-        return self._execute(merger, txn)
+        return self._execute(merger, txn, valid_rows)
 
     def append_quarantine(self, rows: DataFrame, txn: Txn | None) -> WriteResult:
         """Insert rejected rows not already quarantined (keyed by file, partition, sequence, text)."""

@@ -102,6 +102,10 @@ def test_a_replayed_micro_batch_writes_nothing_because_delta_knows_its_transacti
         1,
     )
     assert following["gold_inserted"] == 1 and following["replayed_writes_skipped"] == 0
+    # What status shows comes from the same metrics, as the tables' history keeps them.
+    figures = spark_figures(settings)
+    assert (figures.silver_inserted, figures.duplicates_skipped, figures.quarantined) == (6, 5, 2)
+    assert (figures.gold_inserted, figures.gold_windows_merged, figures.commits) == (2, 2, 6)
 
 
 def test_tables_keep_deletion_vectors_off_whatever_the_platform_defaults_and_gold_its_feed_and_window(
