@@ -65,6 +65,15 @@ class WindowSizeMismatchError(ValueError):
     """Gold was built with another window size than the job was asked to use."""
 
 
+def window_size_mismatch(gold_table: str, recorded: str, window_minutes: int) -> str:
+    """What to say when gold holds windows of another size (and how to rebuild)."""
+    return (
+        f"gold ({gold_table}) holds {recorded}-minute windows, but WINDOW_MINUTES is {window_minutes}: "
+        f"set it back to {recorded}, or build gold anew in another table (GOLD_TABLE_URI) and "
+        "reprocess the dates you need"
+    )
+
+
 @dataclass(frozen=True)
 class Txn:
     """An idempotent-write token: a write with a version at or below the table's is skipped."""
@@ -158,9 +167,7 @@ class DeltaTables:
         recorded = self.table_properties(self.lake.gold_table).get(WINDOW_MINUTES_PROPERTY)
         if recorded is not None and recorded != str(self.window_minutes):
             raise WindowSizeMismatchError(
-                f"gold ({self.lake.gold_table}) holds {recorded}-minute windows, but WINDOW_MINUTES is "
-                f"{self.window_minutes}: set it back to {recorded}, or build gold anew in another table "
-                "(GOLD_TABLE_URI) and reprocess the dates you need"
+                window_size_mismatch(self.lake.gold_table, recorded, self.window_minutes)
             )
 
     def _delta(self, table: str) -> Any:
