@@ -17,9 +17,9 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from functions.sql.connections import odbc_connector
-from functions.sql.dialects import PostgresDialect, TableNames
-from functions.sql.warehouse import SqlWarehouse
+from functions.sql_target.connections import odbc_connector
+from functions.sql_target.dialects import PostgresDialect, TableNames
+from functions.sql_target.warehouse import SqlWarehouse
 from functions.sync_core import GOLD_COLUMNS, RunInfo, SyncPlan
 from tests.fixtures.servers import PG_BIN, start_postgres, stop_postgres
 

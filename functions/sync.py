@@ -15,7 +15,7 @@ import logging
 import azure.functions as func
 
 from functions.gold_source import gold_source_from_settings
-from functions.sql.warehouse import warehouse_from_settings
+from functions.sql_target.warehouse import warehouse_from_settings
 from functions.sync_core import SyncSummary, run_sync
 from settings import Settings, load_settings
 

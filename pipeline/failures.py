@@ -114,7 +114,7 @@ def odbc_message(exc: BaseException) -> str:
 def _no_credential(settings: Settings | None) -> str:
     users = []
     if settings is not None:
-        from functions.sql.connections import needs_access_token
+        from functions.sql_target.connections import needs_access_token
 
         if settings.sql_connection and needs_access_token(settings.sql_connection):
             users.append("SQL_CONNECTION has no UID/PWD")

@@ -361,7 +361,7 @@ class SqlReader:
         self._odbc = bool(settings.sql_connection)
         self._conn: Any = None
         if self._odbc:
-            from functions.sql.connections import dialect_name_for, odbc_connector
+            from functions.sql_target.connections import dialect_name_for, odbc_connector
 
             # The sync's own connector: SQL Server without UID/PWD signs in with DefaultAzureCredential.
             connection = settings.sql_connection

@@ -105,7 +105,7 @@ def check_sql_connection(settings: Settings) -> None:
     connection = settings.sql_connection
     if not connection:
         return
-    from functions.sql.connections import dialect_name_for
+    from functions.sql_target.connections import dialect_name_for
 
     dialect_name_for(connection)  # SettingsError unless SQL Server or PostgreSQL
     match = _DRIVER.search(connection)

@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from functions.sql.dialects import TableNames, dialect_for
-from functions.sql.schema import ddl_script
-from functions.sql.warehouse import warehouse_from_settings
+from functions.sql_target.dialects import TableNames, dialect_for
+from functions.sql_target.schema import ddl_script
+from functions.sql_target.warehouse import warehouse_from_settings
 from pipeline import preflight
 from pipeline.cli import UserError
 

@@ -10,9 +10,9 @@ import pytest
 from azure.functions.timer import TimerRequest
 
 import function_app
-from functions.sql.connections import odbc_connector
-from functions.sql.dialects import SqlServerDialect, TableNames
-from functions.sql.warehouse import SqlWarehouse
+from functions.sql_target.connections import odbc_connector
+from functions.sql_target.dialects import SqlServerDialect, TableNames
+from functions.sql_target.warehouse import SqlWarehouse
 from functions.sync_core import run_sync
 from pipeline.sync_runner import SYNC_FUNCTION_NAME, find_timer_function, sync_once
 from settings import load_settings

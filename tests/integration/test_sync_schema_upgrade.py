@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from functions.sql.warehouse import SqlWarehouse, warehouse_from_settings
+from functions.sql_target.warehouse import SqlWarehouse, warehouse_from_settings
 from settings import PROJECT_ROOT, load_settings
 from tests.fixtures.cli import run_python
 

@@ -22,9 +22,9 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from functions.gold_source import DeltaGoldSource
-from functions.sql.connections import odbc_connector, sqlite_connector
-from functions.sql.dialects import PostgresDialect, SqliteDialect, TableNames
-from functions.sql.warehouse import SqlWarehouse
+from functions.sql_target.connections import odbc_connector, sqlite_connector
+from functions.sql_target.dialects import PostgresDialect, SqliteDialect, TableNames
+from functions.sql_target.warehouse import SqlWarehouse
 from functions.sync_core import GOLD_COLUMNS, SyncSummary, run_sync
 
 pytestmark = pytest.mark.integration
@@ -429,7 +429,7 @@ def test_init_schema_is_idempotent(target):
 def test_a_real_postgres_deadlock_is_classified_as_transient(postgres):
     import pyodbc
 
-    from functions.sql.transient_errors import is_transient_error
+    from functions.sql_target.transient_errors import is_transient_error
 
     setup = pyodbc.connect(postgres.odbc_connection_string, autocommit=True)
     table = f"dl_{uuid.uuid4().hex[:8]}"

@@ -8,8 +8,8 @@ import sqlite3
 
 import pytest
 
-from functions.sql.dialects import SqlServerDialect, TableNames
-from functions.sql.schema import ddl_script
+from functions.sql_target.dialects import SqlServerDialect, TableNames
+from functions.sql_target.schema import ddl_script
 from pipeline.cli import UserError
 from pipeline.commands import powerbi, sql
 from pipeline.commands import sync as sync_command

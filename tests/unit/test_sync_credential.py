@@ -20,8 +20,8 @@ from functions import credentials
 from functions.credentials import SharedCredential
 from functions.gold_source import STORAGE_SCOPE, storage_options_from_settings
 from functions.lake import BlobLake
-from functions.sql.connections import SQL_COPT_SS_ACCESS_TOKEN, SQL_SERVER_SCOPE, access_token_struct
-from functions.sql.warehouse import warehouse_from_settings
+from functions.sql_target.connections import SQL_COPT_SS_ACCESS_TOKEN, SQL_SERVER_SCOPE, access_token_struct
+from functions.sql_target.warehouse import warehouse_from_settings
 from settings import load_settings
 
 SQL_SERVER = "Driver={ODBC Driver 18 for SQL Server};Server=tcp:s.database.windows.net,1433;Database=d"

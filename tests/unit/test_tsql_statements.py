@@ -13,17 +13,23 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.executor import execute
 
-from functions.sql.connections import (
+from functions.sql_target.connections import (
     SQL_COPT_SS_ACCESS_TOKEN,
     access_token_struct,
     dialect_name_for,
     needs_access_token,
     odbc_connector,
 )
-from functions.sql.dialects import PostgresDialect, SqliteDialect, SqlServerDialect, TableNames, dialect_for
-from functions.sql.schema import all_statements, ddl, ddl_script
-from functions.sql.sync_statements import sync_statements
-from functions.sql.transient_errors import is_transient_error
+from functions.sql_target.dialects import (
+    PostgresDialect,
+    SqliteDialect,
+    SqlServerDialect,
+    TableNames,
+    dialect_for,
+)
+from functions.sql_target.schema import all_statements, ddl, ddl_script
+from functions.sql_target.sync_statements import sync_statements
+from functions.sql_target.transient_errors import is_transient_error
 from functions.sync_core import GOLD_COLUMNS
 from settings import SettingsError
 

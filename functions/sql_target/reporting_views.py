@@ -3,7 +3,7 @@
 The fact view joins the synced table to the integer location keys; ``dim_date`` is a calendar
 spanning the years the data covers, generated where each engine generates rows: a digits cross
 join on SQL Server, ``GENERATE_SERIES`` on PostgreSQL, a recursive CTE on SQLite. The statements
-are spelled with a :class:`functions.sql.dialects.Dialect` (names, quoting); what differs per
+are spelled with a :class:`functions.sql_target.dialects.Dialect` (names, quoting); what differs per
 engine overrides the base. See docs/sql-and-powerbi.md.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from functions.sql.dialects import Dialect
+from functions.sql_target.dialects import Dialect
 from functions.sync_core import GOLD_COLUMNS
 
 MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August",

@@ -1,10 +1,10 @@
 """The SQL target adapter: :class:`SqlWarehouse` runs one sync as one transaction.
 
 It implements :class:`functions.sync_core.Warehouse` over a DB-API connection: creates the schema
-when missing (:mod:`functions.sql.schema`), reads the watermark, and applies a plan with the
-statements of :mod:`functions.sql.sync_statements` -- stage, upsert, delete, advance the
+when missing (:mod:`functions.sql_target.schema`), reads the watermark, and applies a plan with the
+statements of :mod:`functions.sql_target.sync_statements` -- stage, upsert, delete, advance the
 watermark (compare-and-set) and record the run, or nothing at all. Engines differ only in their
-:class:`functions.sql.dialects.Dialect`.
+:class:`functions.sql_target.dialects.Dialect`.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from functions.sql.connections import dialect_name_for, odbc_connector, sqlite_connector
-from functions.sql.dialects import Dialect, PostgresDialect, SqlServerDialect, TableNames, dialect_for
-from functions.sql.schema import ddl
-from functions.sql.sync_statements import PostgresSyncStatements, sync_statements
-from functions.sql.transient_errors import is_transient_error
+from functions.sql_target.connections import dialect_name_for, odbc_connector, sqlite_connector
+from functions.sql_target.dialects import Dialect, PostgresDialect, SqlServerDialect, TableNames, dialect_for
+from functions.sql_target.schema import ddl
+from functions.sql_target.sync_statements import PostgresSyncStatements, sync_statements
+from functions.sql_target.transient_errors import is_transient_error
 from functions.sync_core import GOLD_COLUMNS, KEY_COLUMNS, ApplyResult, RunInfo, SyncPlan, to_utc_naive
 from settings import Settings
 

@@ -3,8 +3,8 @@
 A :class:`Dialect` knows one engine (SQL Server, PostgreSQL, SQLite) apart from the others: how it
 quotes a validated identifier, types a gold column, marks and casts a parameter, and creates the
 sync's tables and indexes idempotently. Subclasses override only what differs. The statements
-built on it live by job: :mod:`functions.sql.reporting_views` (the Power BI views),
-:mod:`functions.sql.sync_statements` (one sync's transaction), :mod:`functions.sql.schema` (the
+built on it live by job: :mod:`functions.sql_target.reporting_views` (the Power BI views),
+:mod:`functions.sql_target.sync_statements` (one sync's transaction), :mod:`functions.sql_target.schema` (the
 whole schema, and its script). Identifiers follow the one rule of :mod:`contract.sql_names`;
 values are always parameters.
 """

@@ -4,7 +4,7 @@ It takes the watermark row's lock, stages the plan in a temporary table, applies
 (``MERGE ... WITH (HOLDLOCK)`` on SQL Server, ``MERGE`` on PostgreSQL, ``INSERT ... ON CONFLICT``
 on SQLite), deletes, advances the watermark with compare-and-set and records the run in
 ``sync_runs``. Rows whose values did not change are not touched, so ``synced_at`` keeps its value
-when a run is replayed. :class:`functions.sql.warehouse.SqlWarehouse` runs these statements;
+when a run is replayed. :class:`functions.sql_target.warehouse.SqlWarehouse` runs these statements;
 values are always parameters.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from functions.sql.dialects import Dialect, column_kind
+from functions.sql_target.dialects import Dialect, column_kind
 from functions.sync_core import GOLD_COLUMNS, KEY_COLUMNS, RunInfo
 
 
