@@ -57,10 +57,16 @@ def validate_batch(bodies: Sequence[bytes], enqueued_times: Sequence[datetime]) 
         (exactly the one ``validate_event`` returns, with its reasons).
     """
     results = _validate_batch(bodies, enqueued_times, _fast_decoder).results
-    if set(map(type, results)) != {str}:
-        # A body only the plain path could judge (a surrogate pair, ...) may be valid too.
-        results = [o if type(o) is str or o.reasons or o.event_id is None else o.event_id for o in results]  # type: ignore[union-attr]
-    return results
+    if set(map(type, results)) == {str}:
+        return results  # the usual batch: every body valid
+    return list(map(_event_id_if_valid, results))
+
+
+def _event_id_if_valid(outcome: str | Verdict) -> str | Verdict:
+    """A body only the plain path could judge (a surrogate pair, ...) may be valid too: its eventId."""
+    if isinstance(outcome, Verdict) and outcome.valid and outcome.event_id is not None:
+        return outcome.event_id
+    return outcome
 
 
 @dataclass(frozen=True)
