@@ -181,11 +181,11 @@ class EventHubPump:
         """Invoke with the function's retry policy, saying what it waits for while it does."""
 
         def wait_for_retry(attempts: int, wait: float, exc: Exception) -> None:
-            self.state.last_error = f"{spec.name}: {type(exc).__name__}: {exc}"
+            error = f"{type(exc).__name__}: {exc}"
+            self.state.last_error = f"{spec.name}: {error}"
             now = time.monotonic()
             previous = self.state.waiting
             since = previous.failing_since if previous is not None and attempts > 1 else now
-            error = f"{type(exc).__name__}: {exc}"
             self.state.waiting = RetryWait(
                 spec.name, partition, since, attempts, now + wait, error, is_storage_error(exc)
             )
