@@ -34,8 +34,8 @@ def sync_once(settings: Settings, app: Any = None) -> dict[str, Any]:
     Function reports its counts through a module attribute).
     """
     sync_function.last_summary = None
-    with sync_function.settings_for_local_runs(settings):
-        LocalFunctionsHost(settings, app).fire_timer(SYNC_FUNCTION_NAME)
+    # The host runs the Function with ``settings`` as its app settings (pipeline.host.app_settings).
+    LocalFunctionsHost(settings, app).fire_timer(SYNC_FUNCTION_NAME)
     summary = sync_function.last_summary
     if summary is None:
         return {"status": "unknown", "message": "the sync Function ran but reported nothing"}
