@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastavro
 import orjson
@@ -38,12 +38,14 @@ from azure.core.exceptions import ResourceNotFoundError
 from contract.bronze import QUARANTINE_FORMAT, RECORDS_IN_FILE
 from functions.avro import envelope_record
 from functions.bronze import decode_bronze, decode_jsonl, file_name, format_of
-from functions.ingest import IngestConfig
 from functions.ingest_core import EventColumns, batch_file_stem, batch_folder, holds_events_of
 from functions.lake import LakeStorage, lake_from_settings
 from functions.landing import conflict_path
 from localhub import ReceivedEvent
 from settings import Settings
+
+if TYPE_CHECKING:
+    from functions.ingest import IngestConfig
 
 _NONE: Mapping[str, str] = {}
 
@@ -69,6 +71,10 @@ class LandedReader:
 
     @cached_property
     def config(self) -> IngestConfig:
+        # Imported here: functions.ingest checks the environment's settings when it is imported,
+        # which the host does with its own settings exported (pipeline.host.app_settings).
+        from functions.ingest import IngestConfig
+
         return IngestConfig.from_settings(self.settings)
 
     def read(self, received: Sequence[ReceivedEvent]) -> Landed:
