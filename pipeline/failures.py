@@ -67,6 +67,8 @@ def describe(exc: BaseException, settings: Settings | None = None) -> str | None
     if isinstance(exc, UserError | SettingsError):
         return str(exc)
     kinds = {f"{cls.__module__}.{cls.__name__}" for cls in type(exc).__mro__}
+    if "spark.delta_tables.WindowSizeMismatchError" in kinds:
+        return str(exc)  # says which size gold holds and how to rebuild
     if "pipeline.spark_session.SparkJarsMissingError" in kinds:
         return str(exc)
     text = first_line(exc)

@@ -53,7 +53,7 @@ class SparkFigures:
     silver_inserted: int = 0
     silver_updated: int = 0
     silver_deleted: int = 0
-    duplicates_skipped: int = 0  # valid rows a silver MERGE found there already
+    duplicates_skipped: int = 0  # valid rows that were twice in a micro-batch or already in silver
     quarantined: int = 0
     gold_inserted: int = 0
     gold_updated: int = 0
@@ -440,7 +440,8 @@ def watermark(settings: Settings, reader: SqlReader) -> tuple[int | None, str | 
 
 
 def _job_commits(uri: str) -> list[dict[str, int]]:
-    """Operation metrics of the Spark job's commits to a table (as integers)."""
+    """Operation metrics of the Spark job's commits to a table (as integers), with the commit's
+    own ``validRows`` (silver: the micro-batch's valid rows) when it recorded them."""
     table = delta_table(uri)
     if table is None:
         return []
@@ -453,7 +454,10 @@ def _job_commits(uri: str) -> list[dict[str, int]]:
         if not isinstance(tag, dict) or tag.get("writer") != SPARK_WRITER:
             continue
         metrics = commit.get("operationMetrics") or {}
-        commits.append({str(k): int(v) for k, v in metrics.items() if str(v).lstrip("-").isdigit()})
+        numbers = {str(k): int(v) for k, v in metrics.items() if str(v).lstrip("-").isdigit()}
+        if isinstance(tag.get("validRows"), int):
+            numbers["validRows"] = tag["validRows"]
+        commits.append(numbers)
     return commits
 
 
@@ -467,7 +471,6 @@ def spark_figures(settings: Settings) -> SparkFigures:
     def total(commits: list[dict[str, int]], *names: str) -> int:
         return sum(c.get(name, 0) for c in commits for name in names)
 
-    merges = [c for c in silver if "numTargetRowsInserted" in c]
     return SparkFigures(
         commits=len(silver) + len(quarantine) + len(gold),
         # An append reports its rows as numOutputRows; a MERGE as rows inserted, updated, deleted.
@@ -475,10 +478,13 @@ def spark_figures(settings: Settings) -> SparkFigures:
         + sum(c.get("numOutputRows", 0) for c in silver if "numTargetRowsInserted" not in c),
         silver_updated=total(silver, "numTargetRowsUpdated"),
         silver_deleted=total(silver, "numTargetRowsDeleted"),
+        # Valid rows of a micro-batch that did not become silver rows: twice in the batch, or
+        # already in silver (a micro-batch of nothing but duplicates commits nothing, so it is
+        # not counted here).
         duplicates_skipped=sum(
-            c.get("numSourceRows", 0) - c.get("numTargetRowsInserted", 0) - c.get("numTargetRowsUpdated", 0)
-            for c in merges
-            if not c.get("numTargetRowsDeleted")  # a reprocess's MERGE is not a duplicate filter
+            c["validRows"] - c.get("numTargetRowsInserted", c.get("numOutputRows", 0))
+            for c in silver
+            if "validRows" in c
         ),
         quarantined=total(quarantine, "numTargetRowsInserted"),
         gold_inserted=total(gold, "numTargetRowsInserted")

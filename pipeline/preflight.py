@@ -39,12 +39,42 @@ def prepare(args: argparse.Namespace) -> Settings:
     uses = getattr(args, "uses", ())
     uses = tuple(uses(args) if callable(uses) else uses)
     settings.validate(uses)
+    if "SYNC_SCHEDULE" in uses:
+        check_schedule(settings.sync_schedule)
+    if "WINDOW_MINUTES" in uses and getattr(args, "java", False):
+        check_gold_window(settings)
     if "SQL_CONNECTION" in uses:
         check_sql_connection(settings)
     if getattr(args, "java", False):
         require_spark()
     args.settings = settings
     return settings
+
+
+def check_schedule(schedule: str) -> None:
+    """The timer's NCRONTAB expression, checked as the Functions host will (settings.py, which is
+    deployed, checks only its six fields)."""
+    from croniter import croniter
+
+    if not croniter.is_valid(schedule, second_at_beginning=True):
+        raise SettingsError(
+            f"SYNC_SCHEDULE must be an NCRONTAB expression of six fields, seconds first "
+            f"(e.g. '0 */1 * * * *'): {schedule!r} is not a valid schedule"
+        )
+
+
+def check_gold_window(settings: Settings) -> None:
+    """Refuse, before Spark starts, a window size other than the one gold was built with (the job
+    checks again when it starts; this says it before any work or output)."""
+    from pipeline.layers import delta_table
+    from spark.delta_tables import WINDOW_MINUTES_PROPERTY, window_size_mismatch
+
+    table = delta_table(settings.gold_table_uri)
+    if table is None:
+        return
+    recorded = (table.metadata().configuration or {}).get(WINDOW_MINUTES_PROPERTY)
+    if recorded is not None and recorded != str(settings.window_minutes):
+        raise SettingsError(window_size_mismatch(settings.gold_table_uri, recorded, settings.window_minutes))
 
 
 def settings_for(args: argparse.Namespace) -> Settings:

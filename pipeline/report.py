@@ -235,10 +235,12 @@ def summary_rows(data: ReportData) -> list[tuple[str, str]]:
     if c.silver_quarantine:
         rows.append(("quarantined by the Spark job", f"{c.silver_quarantine:,}"))
     rows += [
-        ("duplicates removed", f"{max(0, c.bronze - c.silver - c.silver_quarantine):,}"),
+        ("silver rows inserted by the Spark job (Delta metrics)", f"{c.spark.silver_inserted:,}"),
+        ("duplicates skipped by the Spark job (Delta metrics)", f"{c.spark.duplicates_skipped:,}"),
         ("silver rows", f"{c.silver:,}"),
         ("late events (enqueued after their window ended)", f"{len(data.late_seconds):,}"),
         ("gold windows", f"{c.gold:,}"),
+        ("gold windows merged by the Spark job (Delta metrics)", f"{c.spark.gold_windows_merged:,}"),
         ("SQL rows", f"{c.sql:,}"),
         ("sync watermark (gold Delta version)", "—" if c.watermark is None else str(c.watermark)),
         ("freshness p50 (enqueued → visible in SQL)", _seconds(layers.percentile(data.freshness, 50))),

@@ -204,7 +204,9 @@ def process_batch(
         # takes the read-back path, where Delta's transaction identifiers skip what was written.
         from_batch = not tables.silver_has_dates(dates)
         silver_txn = Txn(f"{app_id}:silver", batch_id)
-        silver_result = tables.insert_new_silver(silver, dates, silver_txn, dates_are_new=from_batch)
+        silver_result = tables.insert_new_silver(
+            silver, dates, silver_txn, dates_are_new=from_batch, valid_rows=valid_rows
+        )
         if hook:
             hook("silver", batch_id)
         # Nothing to quarantine is no write at all (a replay of the batch has nothing either).

@@ -279,3 +279,22 @@ def test_ctrl_c_while_the_demo_produces_is_one_line_naming_its_folder(tmp_path: 
         f"interrupted: the demo stopped part-way; {home} keeps what it did (`status --home {home}`); "
         "`make demo` starts a new one"
     )
+
+
+@pytest.mark.spark
+def test_a_window_size_other_than_golds_is_refused_in_one_line_saying_how_to_rebuild(
+    tmp_path: Path, spark: object
+) -> None:
+    from pipeline.spark_runner import lake_config
+    from settings import load_settings
+    from spark.delta_tables import DeltaTables
+
+    home = tmp_path / "home"
+    lake = lake_config(load_settings(environ={"PIPELINE_HOME": str(home)}))
+    DeltaTables(spark, lake, window_minutes=5).prepare()  # gold built with 5-minute windows
+
+    result = pipeline(cli_env(home, WINDOW_MINUTES="10"), "spark", "--available-now", timeout=300)
+
+    line = one_error_line(result)
+    assert "holds 5-minute windows, but WINDOW_MINUTES is 10" in line
+    assert "GOLD_TABLE_URI" in line and "reprocess" in line

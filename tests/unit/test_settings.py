@@ -80,7 +80,6 @@ def _settings(tmp_path: Path, **values: str) -> Settings:
         ("BRONZE_CONTAINER", "Bronze", "BRONZE_CONTAINER must be a storage container name"),
         ("QUARANTINE_CONTAINER", "q", "QUARANTINE_CONTAINER must be a storage container name"),
         ("SYNC_SCHEDULE", "*/5 * * * *", "SYNC_SCHEDULE must be an NCRONTAB expression of six fields"),
-        ("SYNC_SCHEDULE", "0 */1 * * * mondays", "is not a valid schedule"),
     ],
 )
 def test_each_rule_names_the_setting_the_value_and_what_is_allowed(
@@ -127,3 +126,11 @@ def test_a_state_folder_that_does_not_exist_yet_is_fine_and_not_created(tmp_path
     settings.validate(["PIPELINE_HOME"])
     assert settings.home == tmp_path / "a" / "b"
     assert not (tmp_path / "a").exists()
+
+
+def test_a_schedule_of_six_fields_that_is_no_schedule_is_refused_before_a_command_runs() -> None:
+    from pipeline.preflight import check_schedule
+
+    check_schedule("0 */1 * * * *")
+    with pytest.raises(SettingsError, match="'0 \\*/1 \\* \\* \\* mondays' is not a valid schedule"):
+        check_schedule("0 */1 * * * mondays")
