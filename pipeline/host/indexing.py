@@ -186,9 +186,14 @@ def _check_event_hub_binding(binding: Mapping[str, Any], where: str) -> None:
         raise HostError(f"{where} has dataType {binding.get('dataType')!r}; expected BINARY or STRING")
 
 
+def is_ncrontab(schedule: str) -> bool:
+    """Whether a timer schedule is NCRONTAB as the Functions host reads it: six fields, seconds first."""
+    return len(schedule.split()) == 6 and bool(croniter.is_valid(schedule, second_at_beginning=True))
+
+
 def _check_timer_binding(binding: Mapping[str, Any], where: str) -> None:
     schedule = str(binding.get("schedule") or "")
-    if len(schedule.split()) != 6 or not croniter.is_valid(schedule, second_at_beginning=True):
+    if not is_ncrontab(schedule):
         raise HostError(
             f"{where} has schedule {schedule!r}; expected NCRONTAB with six fields, seconds first "
             "(e.g. '0 */5 * * * *')"
