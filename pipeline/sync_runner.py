@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from functions.sync import sync_from_settings
-from pipeline.host import app_functions
+from pipeline.host.indexing import app_functions
 from settings import Settings
 
 SYNC_FUNCTION_NAME = "sync_gold_to_sql"
