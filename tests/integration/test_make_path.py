@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,9 @@ def test_make_path_lets_the_venv_run_the_project_from_any_folder(tmp_path: Path)
     assert made.returncode == 0, made.stderr
     (pth,) = venv.glob("lib/python*/site-packages/weather-pipeline.pth")
     assert pth.read_text() == f"{PROJECT_ROOT}\n"
+    # The throwaway venv has no packages of its own: lend it this interpreter's (msgspec, ...), so
+    # the import below fails only if the project itself is not found.
+    (pth.parent / "borrowed-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
 
     elsewhere = tmp_path / "somewhere-else"
     elsewhere.mkdir()
