@@ -44,9 +44,15 @@ def status_table(counts: LayerCounts, title: str = "Pipeline status") -> Table:
         table.add_row("silver quarantine rows", f"{counts.silver_quarantine:,}", "rejected by the Spark job")
     version = "no table yet" if counts.gold_version is None else f"Delta version {counts.gold_version}"
     table.add_row("gold rows", f"{counts.gold:,}", version)
-    table.add_row("SQL rows", f"{counts.sql:,}", "")
+    table.add_row(
+        "SQL rows",
+        "?" if counts.sql is None else f"{counts.sql:,}",
+        "unreachable" if counts.sql_error else "",
+    )
     synced = (
-        "never synced"
+        "unknown"
+        if counts.sql_error
+        else "never synced"
         if counts.watermark is None
         else f"gold version {counts.watermark}, synced {counts.watermark_synced_at or '?'}"
     )
@@ -62,4 +68,6 @@ def handle(args: argparse.Namespace) -> int:
         return 0
     console = Console()
     console.print(status_table(counts, title=f"Pipeline status ({settings.home})"))
+    if counts.sql_error:
+        console.print(counts.sql_error, markup=False, highlight=False)
     return 0
