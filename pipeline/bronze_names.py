@@ -56,6 +56,21 @@ class BronzeName:
         return self.path[: -len(self.format) - 1]
 
     @property
+    def batch_stem(self) -> str:
+        """The path without extension, conflict or repair suffix: what the Function named the batch."""
+        stem = self.stem
+        folder, _, name = stem.rpartition("/")
+        for marker in (CONFLICT_MARKER, REPAIR_MARKER):
+            name = name.split(marker, 1)[0]
+        return f"{folder}/{name}" if folder else name
+
+    @property
+    def conflict_digest(self) -> str | None:
+        """The digest of a conflict name (``-conflict-<digest>``, before any repair suffix)."""
+        name = self.stem.rsplit("/", 1)[-1].split(REPAIR_MARKER, 1)[0]
+        return name.split(CONFLICT_MARKER, 1)[1] if CONFLICT_MARKER in name else None
+
+    @property
     def is_repair(self) -> bool:
         return REPAIR_MARKER in self.path.rsplit("/", 1)[-1]
 

@@ -18,6 +18,7 @@ COMMANDS = [
     "run",
     "status",
     "audit",
+    "repair",
     "report",
     "ingest",
     "spark",

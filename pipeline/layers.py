@@ -178,7 +178,8 @@ def read_records(data: bytes, fmt: str) -> tuple[list[dict[str, Any]], str | Non
         else:
             bad_lines += 1
     if bad_lines:
-        problem = problem or f"{bad_lines:,} lines are not JSON objects"
+        what = "line is not a JSON object" if bad_lines == 1 else "lines are not JSON objects"
+        problem = problem or f"{bad_lines:,} {what} (a cut or damaged file)"
     return records, problem
 
 
