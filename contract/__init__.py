@@ -443,6 +443,8 @@ def _validate_batch(
             }
     if len(positions) == len(outcomes) and not failed and not future:
         return _BatchChecks(event_ids, decoded, positions, event_times)  # the usual batch: all valid
+    if decoded is outcomes:  # outcomes is rewritten below; the decoded events must stay
+        decoded = list(decoded)
     for position, event_id in zip(positions, event_ids, strict=True):
         outcomes[position] = event_id
     for i in future - failed:

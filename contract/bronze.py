@@ -24,6 +24,11 @@ QUARANTINE_FORMAT = "jsonl"
 # per-event codes in contract.REASON_CODES).
 BRONZE_MALFORMED = "bronze_malformed"  # a record that is not a readable envelope with a body
 BRONZE_RESCUED = "bronze_rescued"  # Auto Loader rescued an envelope field that did not fit the schema
+# A file whose readable records are not the ones it was written with (truncated, cut, damaged):
+# all of its rows are quarantined, none reaches silver, until `pipeline repair` supersedes it.
+BRONZE_INCOMPLETE = "bronze_incomplete"
+# A file that cannot be decoded at all (found by `pipeline audit`, which reads files itself).
+BRONZE_UNREADABLE = "bronze_unreadable"
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,16 @@ ENVELOPE: tuple[EnvelopeField, ...] = (
     EnvelopeField("IngestedTimeUtc", "time", "when the Function handled the batch"),
 )
 ENVELOPE_NAMES: tuple[str, ...] = tuple(f.name for f in ENVELOPE)
+
+#: How many records the Function wrote into the file, repeated on each of them: the Spark job
+#: checks every file it reads against it, so a truncated or damaged file is never read as a
+#: shorter, valid one. The encoders add it; it is not part of an event's envelope.
+RECORDS_IN_FILE = "RecordsInFile"
+FILE_FIELDS: tuple[EnvelopeField, ...] = (
+    EnvelopeField(RECORDS_IN_FILE, "long", "how many records the Function wrote into this file"),
+)
+#: Every field of a bronze record as written: the envelope, then the file's own fields.
+RECORD_FIELDS: tuple[EnvelopeField, ...] = (*ENVELOPE, *FILE_FIELDS)
 
 # --- Avro: Event Hubs Capture's record, then the project's fields --------------------------------
 
@@ -90,6 +105,7 @@ _EXTRA_FIELDS: tuple[dict[str, Any], ...] = (
     {"name": "PartitionKey", "type": ["null", "string"], "default": None, "doc": ENVELOPE[7].doc},
     {"name": "EventId", "type": "string", "default": "", "doc": ENVELOPE[8].doc},
     {"name": "IngestedTimeUtc", "type": "string", "default": "", "doc": "RFC 3339 UTC, milliseconds"},
+    {"name": RECORDS_IN_FILE, "type": "long", "default": 0, "doc": FILE_FIELDS[0].doc},
 )
 
 #: The Avro schema of bronze files (:data:`AVRO_SCHEMA_FILE` holds the same JSON, for readers).

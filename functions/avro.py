@@ -35,6 +35,7 @@ from contract.bronze import (
     CAPTURE_ENQUEUED_TIME_PROPERTY,
     CAPTURE_PARTITION_KEY_PROPERTY,
     EXACT_ENQUEUED_TIME,
+    RECORDS_IN_FILE,
 )
 from functions.ingest_core import BronzeBatch
 
@@ -320,6 +321,7 @@ def avro_container(batch: BronzeBatch, marker: bytes) -> bytes:
         _lengths(event_ids),
         event_ids,
         _strings(batch.ingested_times),
+        itertools.repeat(encode_long(count), count),  # RecordsInFile
     )
     records = zip(*columns, strict=False)
     parts = [header(marker)]
@@ -335,8 +337,9 @@ def avro_container(batch: BronzeBatch, marker: bytes) -> bytes:
 # --- the plain statement of a record, and its inverse ---------------------------------------------
 
 
-def capture_record(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The Avro record :func:`avro_container` writes for one envelope record (field by field)."""
+def capture_record(record: Mapping[str, Any], records_in_file: int) -> dict[str, Any]:
+    """The Avro record :func:`avro_container` writes for one envelope record (field by field) of
+    a file of ``records_in_file`` records."""
     system: dict[str, Any] = {CAPTURE_ENQUEUED_TIME_PROPERTY: epoch_millis(record["EnqueuedTimeUtc"])}
     if record["PartitionKey"] is not None:
         system[CAPTURE_PARTITION_KEY_PROPERTY] = record["PartitionKey"]
@@ -356,6 +359,7 @@ def capture_record(record: Mapping[str, Any]) -> dict[str, Any]:
         "PartitionKey": record["PartitionKey"],
         "EventId": record["EventId"],
         "IngestedTimeUtc": record["IngestedTimeUtc"],
+        RECORDS_IN_FILE: records_in_file,
     }
     return {name: values[name] for name in AVRO_FIELD_NAMES}
 

@@ -18,7 +18,7 @@ import msgspec
 import orjson
 from isal import igzip
 
-from contract.bronze import FORMATS
+from contract.bronze import FORMATS, RECORD_FIELDS, RECORDS_IN_FILE
 from functions.avro import avro_container, envelope_record
 from functions.ingest_core import BronzeBatch, BronzeRecord, QuarantineRecord, string_map
 
@@ -35,12 +35,10 @@ def file_name(file_stem: str, fmt: str) -> str:
     return f"{file_stem}.{fmt}"
 
 
-# One bronze JSON line: the BronzeRecord fields in their order, with the body as text. msgspec
-# encodes a Struct's pre-encoded keys faster than a dict's, and ``encode_lines`` writes the
-# whole file into one buffer: a fraction of a call per record.
-_BronzeLine = msgspec.defstruct(
-    "BronzeLine", [(name, Any) for name in BronzeRecord.__annotations__], gc=False
-)
+# One bronze JSON line: the record's fields in their order (contract/bronze.py), with the body as
+# text. msgspec encodes a Struct's pre-encoded keys faster than a dict's, and ``encode_lines``
+# writes the whole file into one buffer: a fraction of a call per record.
+_BronzeLine = msgspec.defstruct("BronzeLine", [(f.name, Any) for f in RECORD_FIELDS], gc=False)
 _ENCODER = msgspec.json.Encoder()
 
 
@@ -58,6 +56,7 @@ def _bronze_jsonl(batch: BronzeBatch) -> bytes:
             batch.partition_keys,
             batch.event_ids,
             batch.ingested_times,
+            itertools.repeat(len(batch), len(batch)),  # RecordsInFile
             strict=True,
         ),
     )
@@ -102,16 +101,27 @@ def encode_quarantine(records: Sequence[QuarantineRecord]) -> bytes:
 
 
 def decode_bronze(data: bytes, fmt: str) -> list[dict[str, Any]]:
-    """Read a bronze file back; ``Body`` is bytes in every format."""
+    """Read a bronze file back as the envelope records it was written from (``Body`` as bytes).
+
+    The file's own ``RecordsInFile`` is checked, not returned: a file that does not hold as
+    many records as it was written with raises ``ValueError``.
+    """
     if fmt == "avro":
-        return [envelope_record(r) for r in fastavro.reader(io.BytesIO(data))]  # type: ignore[arg-type]
-    if fmt == "jsonl.gz":
-        data = gzip.decompress(data)
-    elif fmt != "jsonl":
-        raise ValueError(f"unknown bronze format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    records = decode_jsonl(data)
-    for record in records:
-        record["Body"] = record["Body"].encode("utf-8")
+        captured = list(fastavro.reader(io.BytesIO(data)))
+        counts = [r.get(RECORDS_IN_FILE) for r in captured]  # type: ignore[union-attr]
+        records = [envelope_record(r) for r in captured]  # type: ignore[arg-type]
+    else:
+        if fmt == "jsonl.gz":
+            data = gzip.decompress(data)
+        elif fmt != "jsonl":
+            raise ValueError(f"unknown bronze format {fmt!r}; expected one of {', '.join(FORMATS)}")
+        records = decode_jsonl(data)
+        counts = [record.pop(RECORDS_IN_FILE, None) for record in records]
+        for record in records:
+            record["Body"] = record["Body"].encode("utf-8")
+    written = {c for c in counts if c}  # files written before the field existed have none
+    if written and written != {len(records)}:
+        raise ValueError(f"a bronze file written with {sorted(written)} records holds {len(records)}")
     return records
 
 

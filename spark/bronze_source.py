@@ -22,7 +22,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from contract.bronze import EXACT_ENQUEUED_TIME
+from contract.bronze import EXACT_ENQUEUED_TIME, RECORDS_IN_FILE
 from spark.lake import LakeConfig
 from spark.schemas import (
     BODY_COLUMN,
@@ -45,6 +45,8 @@ def envelope_schema(body_type: T.DataType | None = None) -> T.StructType:
             T.StructField("PartitionId", T.StringType()),
             T.StructField("EventId", T.StringType()),
             T.StructField("IngestedTimeUtc", T.StringType()),
+            # How many records the file was written with (null in files from before the field).
+            T.StructField(RECORDS_IN_FILE, T.LongType()),
             # A JSON line the reader could not parse (null otherwise).
             T.StructField(CORRUPT_RECORD_COLUMN, T.StringType()),
             # Auto Loader: envelope values that did not fit the schema, as JSON (null otherwise).
@@ -75,6 +77,22 @@ class BronzeSource(ABC):
     @property
     def _schema(self) -> T.StructType:
         return BRONZE_AVRO_SCHEMA if self._is_avro else BRONZE_JSON_SCHEMA
+
+    def _options(self) -> dict[str, str]:
+        """Reader options shared by every read of bronze.
+
+        A damaged file must not block the stream: Spark reads what it can of it (the job then
+        finds it short of its ``RecordsInFile`` and quarantines it), and a file deleted after it
+        was listed is skipped (the audit reports what it held).
+        """
+        options = {
+            "pathGlobFilter": self._glob,
+            "ignoreCorruptFiles": "true",
+            "ignoreMissingFiles": "true",
+        }
+        if not self._is_avro:
+            options["columnNameOfCorruptRecord"] = CORRUPT_RECORD_COLUMN
+        return options
 
     @property
     def _glob(self) -> str:
@@ -125,10 +143,8 @@ class FileSource(BronzeSource):
             self.spark.readStream.format(self._file_format)
             .schema(self._schema)
             .option("recursiveFileLookup", "true")
-            .option("pathGlobFilter", self._glob)
+            .options(**self._options())
         )
-        if not self._is_avro:
-            reader = reader.option("columnNameOfCorruptRecord", CORRUPT_RECORD_COLUMN)
         return self.envelope(reader.load(self.lake.bronze_path))
 
 
@@ -147,11 +163,9 @@ class AutoLoaderSource(BronzeSource):
             .option("cloudFiles.schemaLocation", schema_location)
             .option("cloudFiles.schemaEvolutionMode", "rescue")
             .option("rescuedDataColumn", RESCUED_ENVELOPE_COLUMN)
-            .option("pathGlobFilter", self._glob)
+            .options(**self._options())
             .schema(self._schema)
         )
-        if not self._is_avro:
-            reader = reader.option("columnNameOfCorruptRecord", CORRUPT_RECORD_COLUMN)
         return self.envelope(reader.load(self.lake.bronze_path))
 
 

@@ -34,11 +34,13 @@ from contract.bronze import FORMATS
 from spark.bronze_source import BRONZE_SOURCES, BronzeSource, pick_source
 from spark.delta_tables import DeltaTables, Txn, WriteResult
 from spark.lake import LakeConfig
-from spark.schemas import GOLD_KEY
+from spark.schemas import GOLD_KEY, SOURCE_FILE_COLUMN
 from spark.transforms import (
     check_bronze,
     dedupe_events,
+    file_counts,
     has_duplicate_ids,
+    is_incomplete,
     silver_to_gold,
     split_checked,
     touched_windows,
@@ -75,6 +77,7 @@ class JobTotals:
     silver_inserted: int = 0
     duplicates_skipped: int = 0  # valid rows silver already had, or twice in one batch
     quarantined: int = 0
+    incomplete_files: int = 0  # bronze files short of their records, quarantined whole
     gold_inserted: int = 0
     gold_updated: int = 0
     replayed_writes_skipped: int = 0
@@ -88,6 +91,7 @@ class JobTotals:
             "silver_inserted",
             "duplicates_skipped",
             "quarantined",
+            "incomplete_files",
             "gold_inserted",
             "gold_updated",
             "replayed_writes_skipped",
@@ -113,11 +117,27 @@ def recompute_windows(
     return keyed.join(F.broadcast(touched), GOLD_KEY, "left_semi").drop("window_start")
 
 
-def _row_counts(checked: DataFrame) -> tuple[int, int]:
-    """(bronze rows, valid rows) of a checked batch, in one pass."""
-    counts = checked.groupBy(F.size("_reasons") == 0).count().collect()
-    by_verdict = {bool(row[0]): int(row[1]) for row in counts}
-    return sum(by_verdict.values()), by_verdict.get(True, 0)
+def hold_checked(bronze: DataFrame, processed_at: datetime) -> tuple[DataFrame, int, int, list[str]]:
+    """Check a micro-batch's bronze rows and cache the result once (every write reads it).
+
+    Returns:
+        The cached checked rows, how many rows and valid rows, and the files found incomplete
+        (short of their ``RecordsInFile``): those files' rows are all rejected as such.
+    """
+    checked = check_bronze(bronze, processed_at).persist()
+    files = file_counts(checked).collect()
+    incomplete = sorted(f[SOURCE_FILE_COLUMN] for f in files if is_incomplete(f.rows, f.sequenced, f.written))
+    bronze_rows = sum(f.rows for f in files)
+    valid_rows = sum(f.valid for f in files if f[SOURCE_FILE_COLUMN] not in incomplete)
+    if incomplete:
+        # Rare: check the incomplete files' rows again, now rejected whole (their bodies kept).
+        logger.warning("bronze files short of their records, quarantined whole: %s", ", ".join(incomplete))
+        damaged = F.col(SOURCE_FILE_COLUMN).isin(*incomplete)
+        rechecked = check_bronze(bronze.where(damaged), processed_at, incomplete)
+        whole = checked.where(~damaged).unionByName(rechecked).persist()
+        checked.unpersist()
+        checked = whole
+    return checked, bronze_rows, valid_rows, incomplete
 
 
 def process_batch(
@@ -145,11 +165,9 @@ def process_batch(
         Counts for this batch (written rows from Delta's operation metrics).
     """
     processed_at = processed_at or now_utc()
-    # The checked batch is cached once: every write and count below reads it.
-    checked = check_bronze(bronze, processed_at).persist()
+    checked, bronze_rows, valid_rows, incomplete = hold_checked(bronze, processed_at)
     deduped: DataFrame | None = None
     try:
-        bronze_rows, valid_rows = _row_counts(checked)
         valid, rejected = split_checked(checked)
         silver = valid
         if has_duplicate_ids(valid):
@@ -197,6 +215,7 @@ def process_batch(
         # A replayed silver write inserts nothing: its rows are not duplicates of anything.
         "duplicates_skipped": 0 if silver_result.skipped else valid_rows - silver_result.inserted,
         "quarantined": quarantine_result.inserted,
+        "incomplete_files": len(incomplete),
         "gold_inserted": gold_result.inserted,
         "gold_updated": gold_result.updated,
         "replayed_writes_skipped": sum(r.skipped for r in results),

@@ -28,8 +28,8 @@ from pyspark.sql import functions as F
 
 from spark.bronze_source import BronzeSource, pick_source
 from spark.delta_tables import DeltaTables
-from spark.job import add_lake_arguments, job_session, lake_from_args, now_utc
-from spark.transforms import check_bronze, dedupe_events, silver_to_gold, split_checked
+from spark.job import add_lake_arguments, hold_checked, job_session, lake_from_args, now_utc
+from spark.transforms import dedupe_events, silver_to_gold, split_checked
 
 
 def event_dates(start: date, end: date) -> list[date]:
@@ -57,8 +57,9 @@ def reprocess_range(
     processed_at = processed_at or now_utc()
     window_minutes = tables.window_minutes
     tables.prepare()
-    checked = check_bronze(source.read_batch(start - timedelta(days=lookback_days)), processed_at)
-    checked = checked.persist()
+    checked, bronze_rows, _, incomplete = hold_checked(
+        source.read_batch(start - timedelta(days=lookback_days)), processed_at
+    )
     try:
         valid, rejected = split_checked(checked)
         in_range = valid.where(F.col("event_date").between(F.lit(start), F.lit(end)))
@@ -69,7 +70,6 @@ def reprocess_range(
             gold = silver_to_gold(tables.read_silver(days), window_minutes, processed_at)
             gold_result = tables.merge_gold(gold, None, replace=(start, end))
             rebuilt = silver.count()
-            bronze_rows = checked.count()
         finally:
             silver.unpersist()
     finally:
@@ -83,6 +83,7 @@ def reprocess_range(
         "silver_updated": silver_result.updated,
         "silver_deleted": silver_result.deleted,
         "quarantined": quarantine_result.inserted,
+        "incomplete_files": len(incomplete),
         "gold_inserted": gold_result.inserted,
         "gold_updated": gold_result.updated,
         "gold_deleted": gold_result.deleted,

@@ -31,7 +31,7 @@ _JSON_TYPES: dict[str, T.DataType] = {
 
 #: Bronze JSON lines as the file source reads them; malformed lines land in ``_corrupt_record``.
 BRONZE_JSON_SCHEMA = T.StructType(
-    [T.StructField(f.name, _JSON_TYPES[f.kind]) for f in bronze.ENVELOPE]
+    [T.StructField(f.name, _JSON_TYPES[f.kind]) for f in bronze.RECORD_FIELDS]
     + [T.StructField(CORRUPT_RECORD_COLUMN, T.StringType())]
 )
 
@@ -44,6 +44,7 @@ _AVRO_READ_TYPES: dict[str, T.DataType] = {
     "PartitionId": T.StringType(),
     "EventId": T.StringType(),
     "IngestedTimeUtc": T.StringType(),
+    bronze.RECORDS_IN_FILE: T.LongType(),
 }
 #: Bronze Avro (Event Hubs Capture's record plus the pipeline's fields) as the job reads it.
 BRONZE_AVRO_SCHEMA = T.StructType(

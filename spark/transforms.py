@@ -20,7 +20,7 @@ from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_type
 
 from contract import EVENT_ID_FIELD, FIELDS, FieldRule, ParsedBatch, parse_batch, utf8_text
-from contract.bronze import BRONZE_MALFORMED, BRONZE_RESCUED
+from contract.bronze import BRONZE_INCOMPLETE, BRONZE_MALFORMED, BRONZE_RESCUED, RECORDS_IN_FILE
 from spark.schemas import (
     BODY_COLUMN,
     CORRUPT_RECORD_COLUMN,
@@ -33,7 +33,9 @@ from spark.schemas import (
 )
 
 
-def check_bronze(bronze: DataFrame, processed_at: datetime) -> DataFrame:
+def check_bronze(
+    bronze: DataFrame, processed_at: datetime, incomplete_files: Sequence[str] = ()
+) -> DataFrame:
     """Parse every bronze record's body and attach its reason codes (one row per input row).
 
     The verdict is the ingest Function's own: the body goes through ``contract.parse_batch``
@@ -45,6 +47,8 @@ def check_bronze(bronze: DataFrame, processed_at: datetime) -> DataFrame:
         bronze: Bronze envelope rows (``BRONZE_JSON_SCHEMA`` or ``BRONZE_AVRO_SCHEMA`` fields) with
             a ``source_file`` column.
         processed_at: The micro-batch's processing time, stamped on every row.
+        incomplete_files: Files found short of their ``RecordsInFile``: every row of them is
+            rejected as ``bronze_incomplete``.
 
     Returns:
         The silver columns (meaningful when valid) plus ``_reasons`` (empty when valid) and what
@@ -55,16 +59,18 @@ def check_bronze(bronze: DataFrame, processed_at: datetime) -> DataFrame:
     # the envelope values it rescued.
     corrupt = _optional(bronze, CORRUPT_RECORD_COLUMN)
     rescued = _optional(bronze, RESCUED_ENVELOPE_COLUMN)
-    bronze_reason = (
-        F.when(body.isNull() | corrupt.isNotNull(), F.lit(BRONZE_MALFORMED))
-        .when(rescued.isNotNull(), F.lit(BRONZE_RESCUED))
-        .otherwise(F.lit(None).cast("string"))
-    )
+    found = [
+        F.when(body.isNull() | corrupt.isNotNull(), F.lit(BRONZE_MALFORMED)),
+        F.when(rescued.isNotNull(), F.lit(BRONZE_RESCUED)),
+    ]
+    if incomplete_files:
+        found.append(F.when(F.col(SOURCE_FILE_COLUMN).isin(*incomplete_files), F.lit(BRONZE_INCOMPLETE)))
+    bronze_reasons = F.filter(F.array(*found), lambda reason: reason.isNotNull())
     # Body goes as it is (text or bytes) and the envelope's times as text: the Python step reads
     # both with Arrow, cheaper than Spark's per-row copy and time parser (measured with JFR).
     inputs = bronze.select(
         body.alias(BODY_COLUMN),
-        bronze_reason.alias(_BRONZE_REASON),
+        bronze_reasons.alias(_BRONZE_REASONS),
         F.col("EnqueuedTimeUtc"),
         F.col("IngestedTimeUtc"),
         F.col("PartitionId").alias("partition_id"),
@@ -72,6 +78,7 @@ def check_bronze(bronze: DataFrame, processed_at: datetime) -> DataFrame:
         F.col(SOURCE_FILE_COLUMN),
         F.col("EventId").alias("_envelope_event_id"),
         corrupt.alias(CORRUPT_RECORD_COLUMN),
+        _optional(bronze, RECORDS_IN_FILE, T.LongType()).alias("records_in_file"),
     )
     checked = inputs.mapInArrow(check_arrow_batches, _CHECKED_SCHEMA)
     kept_text = F.coalesce(F.col(_REJECTED_BODY).cast("string"), F.col(CORRUPT_RECORD_COLUMN))
@@ -83,6 +90,7 @@ def check_bronze(bronze: DataFrame, processed_at: datetime) -> DataFrame:
         "enqueued_time",
         "ingested_at",
         SOURCE_FILE_COLUMN,
+        "records_in_file",
         F.lit(processed_at).cast("timestamp").alias("processed_at"),
         "_reasons",
         # Only quarantine needs the text; valid rows skip it, which keeps the batch small.
@@ -91,20 +99,21 @@ def check_bronze(bronze: DataFrame, processed_at: datetime) -> DataFrame:
     )
 
 
-def _optional(frame: DataFrame, name: str) -> Column:
-    return F.col(name) if name in frame.columns else F.lit(None).cast("string")
+def _optional(frame: DataFrame, name: str, kind: T.DataType | None = None) -> Column:
+    return F.col(name) if name in frame.columns else F.lit(None).cast(kind or T.StringType())
 
 
 # What check_bronze's Python step adds to the envelope columns it passes through. Columns only
 # quarantine reads (the body, the envelope's eventId) come back for rejected rows only (null
 # otherwise): fewer values to convert.
-_BRONZE_REASON = "_bronze_reason"
+_BRONZE_REASONS = "_bronze_reasons"
 _REJECTED_BODY = "_rejected_body"
 _PASSED_THROUGH = [
     T.StructField("partition_id", T.StringType()),
     T.StructField("sequence_number", T.LongType()),
     T.StructField(SOURCE_FILE_COLUMN, T.StringType()),
     T.StructField(CORRUPT_RECORD_COLUMN, T.StringType()),
+    T.StructField("records_in_file", T.LongType()),
 ]
 _CHECKED_SCHEMA = T.StructType(
     [
@@ -133,7 +142,9 @@ def check_arrow(batch: pa.RecordBatch) -> pa.RecordBatch:
         return pa.RecordBatch.from_pylist([], schema=_CHECKED_ARROW_SCHEMA)
     body_column = batch.column(BODY_COLUMN).cast(pa.binary())  # text (JSON lines) or bytes (Avro)
     bodies = body_column.to_pylist()
-    bronze_reasons = batch.column(_BRONZE_REASON).to_pylist()
+    reasons_column = batch.column(_BRONZE_REASONS)
+    found = pc.max(pc.list_value_length(reasons_column)).as_py()
+    bronze_reasons = reasons_column.to_pylist() if found else [None] * rows
     enqueued_times = _utc_times(batch.column("EnqueuedTimeUtc"))
     enqueued = enqueued_times.cast(pa.int64())
     if enqueued.null_count:  # the future rule then looks at now, as validate_event does
@@ -148,7 +159,7 @@ def check_arrow(batch: pa.RecordBatch) -> pa.RecordBatch:
         rejected = [pa.nulls(rows, pa.binary()), pa.nulls(rows, pa.string())]
     else:
         codes = [
-            [bad] if bad else [] if type(outcome) is str else list(outcome.reasons)  # type: ignore[union-attr]
+            list(bad) if bad else [] if type(outcome) is str else list(outcome.reasons)  # type: ignore[union-attr]
             for outcome, bad in zip(parsed.outcomes, bronze_reasons, strict=True)
         ]
         valid = [not code for code in codes]
@@ -274,6 +285,27 @@ def _quarantine_columns() -> dict[str, Column]:
         "body": F.col("_body_text"),
         **{f.name: F.col(f.name) for f in QUARANTINE_SCHEMA.fields[3:]},
     }
+
+
+#: What :func:`file_counts` gives per bronze file of a checked batch.
+FILE_COUNT_COLUMNS = [SOURCE_FILE_COLUMN, "rows", "sequenced", "written", "valid"]
+
+
+def file_counts(checked: DataFrame) -> DataFrame:
+    """Per bronze file of a :func:`check_bronze` batch: its rows, rows with a sequence number, the
+    ``RecordsInFile`` it was written with (null for files from before the field) and valid rows."""
+    return checked.groupBy(SOURCE_FILE_COLUMN).agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.count("sequence_number").alias("sequenced"),
+        F.max("records_in_file").alias("written"),
+        F.sum((F.size("_reasons") == 0).cast("long")).alias("valid"),
+    )
+
+
+def is_incomplete(rows: int, sequenced: int, written: int | None) -> bool:
+    """Whether a file's readable records are not the ones it was written with: fewer (cut,
+    truncated, a damaged block skipped), more, or lines without a sequence number (damaged)."""
+    return bool(written) and not rows == sequenced == written
 
 
 def split_checked(checked: DataFrame) -> tuple[DataFrame, DataFrame]:

@@ -390,3 +390,56 @@ def test_a_processing_time_trigger_keeps_picking_up_files_until_stopped(spark: A
     assert not runner.is_alive()
     assert result["batches"] >= 2 and result["silver_inserted"] == 20 and result["stalls"] == 0
     assert gold(lake) == oracle_gold(bodies)
+
+
+def damage(path: Path, how: str) -> None:
+    """Damage a bronze file the ways storage and people do."""
+    data = path.read_bytes()
+    if how == "cut mid-line":
+        path.write_bytes(data[: len(data) // 2])
+    elif how == "cut on a line boundary":
+        lines = data.splitlines(keepends=True)
+        path.write_bytes(b"".join(lines[: len(lines) // 2]))
+    elif how == "16 bytes overwritten":
+        middle = len(data) // 2
+        path.write_bytes(data[:middle] + bytes(range(16)) + data[middle + 16 :])
+    else:
+        raise ValueError(how)
+
+
+def quarantined_files(lake: LakeConfig) -> dict[str, set[tuple[str, ...]]]:
+    rows = DeltaTable(lake.quarantine_table).to_pyarrow_table(columns=["source_file", "reasons"]).to_pylist()
+    found: dict[str, set[tuple[str, ...]]] = defaultdict(set)
+    for row in rows:
+        found[Path(row["source_file"]).name].add(tuple(row["reasons"]))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("fmt", "how"),
+    [("jsonl", "cut mid-line"), ("jsonl", "cut on a line boundary"), ("avro", "16 bytes overwritten")],
+)
+def test_a_damaged_bronze_file_is_quarantined_whole_and_the_stream_goes_on(
+    spark: Any, tmp_path: Path, fmt: str, how: str
+) -> None:
+    lake = make_lake(tmp_path, fmt)
+    damaged_bodies = events(600, DAY, seed=13, prefix="x")
+    write(lake, damaged_bodies, "0", 0, DAY + timedelta(minutes=31))
+    (damaged,) = Path(lake.bronze_path).rglob(f"*.{fmt}")
+    damage(damaged, how)
+    healthy = events(50, DAY, seed=14, prefix="y")
+    write(lake, healthy, "1", 0, DAY + timedelta(minutes=31))
+
+    totals = stream(spark, lake)
+    later = events(20, DAY + timedelta(minutes=40), seed=15, prefix="z")
+    write(lake, later, "1", 50, DAY + timedelta(minutes=71))
+    following = stream(spark, lake)
+
+    # Nothing of the damaged file reaches silver or gold; the other files do, and later ones too.
+    assert silver_ids(lake) == sorted(b["eventId"] for b in healthy + later)
+    assert gold(lake) == oracle_gold(healthy + later)
+    assert totals["incomplete_files"] == 1 and following["batches"] == 1
+    reasons = quarantined_files(lake)
+    assert set(reasons) == {damaged.name}  # every row the file still yields, each with the reason
+    assert all("bronze_incomplete" in r for r in reasons[damaged.name])
+    assert 0 < totals["quarantined"] < 600

@@ -170,8 +170,8 @@ def test_apache_avro_reads_the_pipelines_own_fields_too() -> None:
         read = list(reader)
 
     assert [r["EnqueuedTimeRfc3339"] for r in read] == [r["EnqueuedTimeUtc"] for r in RECORDS]
-    assert [(r["PartitionId"], r["PartitionKey"], r["EventId"]) for r in read] == [
-        ("3", "oslo", "e40"),
-        ("3", None, "e41"),
-        ("3", None, "e42"),
+    assert [(r["PartitionId"], r["PartitionKey"], r["EventId"], r["RecordsInFile"]) for r in read] == [
+        ("3", "oslo", "e40", 3),
+        ("3", None, "e41", 3),
+        ("3", None, "e42", 3),
     ]

@@ -270,3 +270,17 @@ def test_parse_batch_gives_validate_batchs_outcomes_and_each_valid_bodys_values(
     assert parsed.event_times[3] is None and parsed.values["eventId"][5] is None
     # Compact, with each value spelled as the body spells it.
     assert parsed.unknown_fields == [None, '{"firmware":{"v":[1,2.50,1e3]}}', None, None, None, None]
+
+
+def test_parse_batch_keeps_the_values_of_a_batch_that_decodes_whole_but_has_a_future_event() -> None:
+    # Every body decodes, one is too far ahead of its enqueued time: the valid ones keep their
+    # values (the outcome list once doubled as the decoded events and was overwritten with ids).
+    future = (ENQUEUED + timedelta(minutes=30)).isoformat().replace("+00:00", "Z")
+    bodies = [body_with(eventId="a"), body_with(eventId="b", eventTime=future), body_with(eventId="c")]
+
+    parsed = contract.parse_batch(bodies, [ENQUEUED] * 3)
+
+    assert parsed.outcomes[0] == "a" and parsed.outcomes[2] == "c"
+    assert parsed.outcomes[1].reasons == ("future_time",)  # type: ignore[union-attr]
+    assert parsed.values["eventId"] == ["a", None, "c"]
+    assert parsed.values["humidity"] == [VALID["humidity"], None, VALID["humidity"]]

@@ -171,8 +171,8 @@ def test_avro_writer_output_reads_back_in_fastavro_as_written(batch: DrawnBatch)
     reader = fastavro.reader(io.BytesIO(data))
     assert reader.codec == "deflate"
     assert json.loads(reader.metadata["avro.schema"]) == AVRO_SCHEMA
-    assert [dict(r) for r in reader] == [capture_record(r) for r in records]
-    assert decode_bronze(data, "avro") == [envelope_record(capture_record(r)) for r in records]
+    assert [dict(r) for r in reader] == [capture_record(r, len(records)) for r in records]
+    assert decode_bronze(data, "avro") == [envelope_record(capture_record(r, len(records))) for r in records]
 
 
 @pytest.mark.parametrize("size", [8191, 8192, 300_000])
@@ -235,7 +235,7 @@ def fastavro_bytes(records: list[dict[str, Any]], stem: str) -> bytes:
     buffer = io.BytesIO()
     marker = hashlib.md5(stem.encode(), usedforsecurity=False).digest()
     schema = fastavro.parse_schema(AVRO_SCHEMA)
-    captured = [capture_record(r) for r in records]
+    captured = [capture_record(r, len(records)) for r in records]
     fastavro.writer(buffer, schema, captured, codec="deflate", codec_compression_level=1, sync_marker=marker)
     return buffer.getvalue()
 

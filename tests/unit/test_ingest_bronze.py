@@ -74,9 +74,31 @@ def test_json_lines_carry_the_body_as_text_one_object_per_line() -> None:
 
     assert len(lines) == 2
     first = json.loads(lines[0])
-    assert list(first) == DOCUMENTED_FIELDS
+    assert list(first) == [*DOCUMENTED_FIELDS, "RecordsInFile"] and first["RecordsInFile"] == 2
     assert first["Body"] == '{"eventId":"a","note":"é ✓"}'
     assert json.loads(lines[1])["PartitionKey"] == "oslo"
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "avro"])
+def test_a_file_holding_fewer_records_than_it_was_written_with_is_refused(fmt: str) -> None:
+    three = [*RECORDS, dict(RECORDS[1], SequenceNumber=7, EventId="c")]
+    written = encode_bronze(three, fmt, "p1")  # type: ignore[arg-type]
+    # The same records written as a file of two: one record short of what each record says.
+    short = encode_bronze(three[:2], fmt, "p1").replace(b'RecordsInFile":2', b'RecordsInFile":3')  # type: ignore[arg-type]
+    if fmt == "avro":
+        short = _avro_with_count(three[:2], 3)
+
+    assert len(decode_bronze(written, fmt)) == 3
+    with pytest.raises(ValueError, match="written with \\[3\\] records holds 2"):
+        decode_bronze(short, fmt)
+
+
+def _avro_with_count(records: list[dict[str, object]], count: int) -> bytes:
+    from functions.avro import capture_record
+
+    buffer = io.BytesIO()
+    fastavro.writer(buffer, fastavro.parse_schema(AVRO_SCHEMA), [capture_record(r, count) for r in records])
+    return buffer.getvalue()
 
 
 def test_gzip_file_is_plain_gzip_of_the_json_lines() -> None:
@@ -91,7 +113,7 @@ def test_avro_file_carries_the_bronze_schema_whose_file_copy_is_the_same() -> No
     reader = fastavro.reader(io.BytesIO(data))
     assert json.loads(reader.metadata["avro.schema"]) == AVRO_SCHEMA
     assert json.loads(AVRO_SCHEMA_FILE.read_text()) == AVRO_SCHEMA  # no second, drifting copy
-    assert [dict(r) for r in reader] == [capture_record(r) for r in RECORDS]
+    assert [dict(r) for r in reader] == [capture_record(r, len(RECORDS)) for r in RECORDS]
 
 
 def test_avro_records_start_with_event_hubs_captures_fields_then_the_pipelines() -> None:
@@ -99,7 +121,14 @@ def test_avro_records_start_with_event_hubs_captures_fields_then_the_pipelines()
     assert AVRO_SCHEMA["namespace"] == "Microsoft.ServiceBus.Messaging"
     assert (
         *("SequenceNumber", "Offset", "EnqueuedTimeUtc", "SystemProperties", "Properties", "Body"),
-        *("EnqueuedTimeRfc3339", "PartitionId", "PartitionKey", "EventId", "IngestedTimeUtc"),
+        *(
+            "EnqueuedTimeRfc3339",
+            "PartitionId",
+            "PartitionKey",
+            "EventId",
+            "IngestedTimeUtc",
+            "RecordsInFile",
+        ),
     ) == AVRO_FIELD_NAMES
 
 

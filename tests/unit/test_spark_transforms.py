@@ -546,13 +546,15 @@ def _check_inputs(bodies: list[bytes | None], enqueued: list[datetime | None], m
     """An Arrow batch shaped as check_bronze hands it to its Python step."""
     import pyarrow as pa
 
-    from spark.transforms import _BRONZE_REASON
+    from spark.transforms import _BRONZE_REASONS
 
     rows = len(bodies)
     return pa.RecordBatch.from_pydict(
         {
             "Body": pa.array(bodies, pa.binary()),
-            _BRONZE_REASON: pa.array(["bronze_malformed" if bad else None for bad in malformed], pa.string()),
+            _BRONZE_REASONS: pa.array(
+                [["bronze_malformed"] if bad else [] for bad in malformed], pa.list_(pa.string())
+            ),
             "EnqueuedTimeUtc": pa.array([utc_text(t) if t else None for t in enqueued], pa.string()),
             "IngestedTimeUtc": pa.array([utc_text(PROCESSED)] * rows, pa.string()),
             "partition_id": pa.array(["0"] * rows),
@@ -560,6 +562,7 @@ def _check_inputs(bodies: list[bytes | None], enqueued: list[datetime | None], m
             "source_file": pa.array(["f"] * rows),
             "_envelope_event_id": pa.array([f"env-{i}" for i in range(rows)]),
             "_corrupt_record": pa.array([None] * rows, pa.string()),
+            "records_in_file": pa.array([rows] * rows, pa.int64()),
         }
     )
 
