@@ -39,6 +39,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from contract.bronze import BRONZE_INCOMPLETE, BRONZE_UNREADABLE, RECORDS_IN_FILE
 from contract.gold import GOLD_COLUMN_TYPES, GOLD_COLUMNS, GOLD_KEY
 from functions.gold_source import storage_options_from_settings
 from functions.ingest_core import hub_tag
@@ -47,7 +48,6 @@ from functions.landing import CONFLICT_MARKER
 from pipeline.bronze_names import BronzeName, superseded
 from pipeline.layers import (
     FILE_COLUMN,
-    RECORDS_IN_FILE,
     SqlReader,
     delta_table,
     epoch_ms,
@@ -61,10 +61,6 @@ from pipeline.reingest import HubRange, HubReadError, LocalHubRange, rebuild_bat
 from settings import Settings
 
 EXAMPLES = 20
-# The reason codes of damaged bronze files (the Spark job quarantines an incomplete file's rows
-# with the first; the second is the audit's alone: no row of such a file can be read).
-BRONZE_INCOMPLETE = "bronze_incomplete"
-BRONZE_UNREADABLE = "bronze_unreadable"
 #: Gold is recomputed exactly as the Spark job computes it: only a division's last bits may differ.
 GOLD_REL_TOL = 1e-12
 #: SQL holds gold's doubles; drivers may pass them through text with 15 significant digits.

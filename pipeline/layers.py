@@ -34,15 +34,13 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 from isal import igzip
 
-from contract.bronze import EXACT_ENQUEUED_TIME, FORMATS
+from contract.bronze import EXACT_ENQUEUED_TIME, FORMATS, RECORDS_IN_FILE
 from functions.bronze import format_of
 from functions.lake import LakeStorage, LocalLake
 from pipeline.bronze_names import superseded
 from settings import Settings
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-#: The field each bronze record carries with the number of records its file was written with.
-RECORDS_IN_FILE = "RecordsInFile"
 _AVRO_MAGIC = b"Obj\x01"
 _LAKE_SUFFIXES = (".jsonl", ".jsonl.gz", ".avro")
 
