@@ -126,11 +126,13 @@ class Pipeline:
         with SqlReader(settings) as reader:
             return reader.rows(settings.sql_table) or []
 
-    def watermark(self) -> int | None:
+    def watermark(self) -> int:
+        """The gold version SQL was last synced from; -1 before the first sync (as the sync counts)."""
         from pipeline.layers import SqlReader, watermark
 
         with SqlReader(self.settings) as reader:
-            return watermark(self.settings, reader)[0]
+            version = watermark(self.settings, reader)[0]
+        return -1 if version is None else version
 
 
 def make_settings(home: Path, **values: str) -> Settings:

@@ -77,7 +77,14 @@ def wait_until(condition: Any, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def sql_state(pipe: Pipeline) -> tuple[int | None, list[str], int]:
+def init_sql(pipe: Pipeline) -> None:
+    """`pipeline sql init`: the tables and the watermark, before any sync."""
+    from functions.warehouse import warehouse_from_settings
+
+    warehouse_from_settings(pipe.settings).init_schema()
+
+
+def sql_state(pipe: Pipeline) -> tuple[int, list[str], int]:
     """(watermark, SQL rows, sync runs): what a sync that did not commit must leave as it was."""
     from pipeline.layers import SqlReader
 
@@ -143,9 +150,8 @@ def test_two_syncs_at_once_write_each_gold_change_once(
     fault.name = "two syncs at once against PostgreSQL (twice)"
     pg = fresh_database(postgres)
     pipe = Pipeline.create(tmp_path / "home", SQL_CONNECTION=pg.odbc_connection_string)
-    pipe.send(200)
-    pipe.run_once()
-    for _ in range(2):
+    init_sql(pipe)
+    for _ in range(2):  # the first sync of all, then one with rows already there
         pipe.send(150)
         pipe.ingest()
         pipe.spark()
@@ -172,10 +178,9 @@ def test_a_sync_killed_mid_transaction_commits_nothing_and_the_next_sync_is_exac
     fault.name = "SIGKILL: sync mid-transaction, then a restart"
     pg = fresh_database(postgres)
     pipe = Pipeline.create(tmp_path / "home", SQL_CONNECTION=pg.odbc_connection_string)
-    pipe.send(200)
-    pipe.run_once()
+    init_sql(pipe)
     before = sql_state(pipe)
-    pipe.send(200)
+    pipe.send(300)
     pipe.ingest()
     pipe.spark()
 
