@@ -42,7 +42,7 @@ class FileRepair:
 
     Attributes:
         damaged: The file as the audit reported it.
-        path: The repair that supersedes it (None when it could not be repaired).
+        path: The repair that supersedes it (None when it could not be repaired, or in a dry run).
         written: False when that repair was already there (an earlier run wrote it).
         events: The events the repair holds.
         event_dates: The event dates (UTC) of those events: what the rebuild covers.
@@ -92,7 +92,7 @@ class RepairReport:
         return {
             "ok": self.ok,
             "damaged": len(self.repairs),
-            "repaired": len(self.repairs) - len(self.failed),
+            "repaired": sum(r.path is not None for r in self.repairs),
             "failed": len(self.failed),
             "files": [r.as_json() for r in self.repairs],
             "rebuilt": self.rebuilt,
@@ -198,7 +198,7 @@ def run_repair(
     report = RepairReport()
     damaged = find_damaged_files(settings, lake)
     if dry_run:
-        report.repairs = [FileRepair(d, error="not repaired (dry run)") for d in damaged]
+        report.repairs = [FileRepair(d) for d in damaged]
         return report
     if not damaged:
         return report

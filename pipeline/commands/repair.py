@@ -77,17 +77,19 @@ def handle(args: argparse.Namespace) -> int:
                 f"repair failed: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}"
             ) from exc
         raise
+    # A dry run exits 1 when it finds damage, as the audit does.
+    code = 1 if not report.ok or (args.dry_run and report.repairs) else 0
     if args.json:
         print(json.dumps(report.as_json(), default=str))
-        return 0 if report.ok else 1
-    console = Console(highlight=False)
+        return code
+    console = Console(highlight=False, soft_wrap=True)  # one line per file, however long its path
     if not report.repairs:
         console.print("no damaged bronze files: nothing to repair")
         return 0
     for repair in report.repairs:
         damaged = repair.damaged
-        expected = "?" if damaged.records_expected is None else f"{damaged.records_expected:,}"
-        what = f"{damaged.reason}, {damaged.records_readable:,} of {expected} records readable"
+        of = "" if damaged.records_expected is None else f" of {damaged.records_expected:,}"
+        what = f"{damaged.reason}, {damaged.records_readable:,}{of} records readable"
         if args.dry_run:
             console.print(f"damaged: {damaged.file} ({what})", markup=False)
         elif repair.error is not None:
@@ -114,4 +116,4 @@ def handle(args: argparse.Namespace) -> int:
         )
     if report.sync is not None:
         console.print(f"sync {report.sync.get('status')}: {report.sync.get('message')}", markup=False)
-    return 0 if report.ok else 1
+    return code

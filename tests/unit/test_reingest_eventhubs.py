@@ -1,16 +1,9 @@
-"""Reading a partition's range from Event Hubs, with ``EventHubConsumerClient`` replaced by a recording fake.
-
-Event Hubs' AMQP endpoint cannot run here, so the fake stands at the client boundary: it records
-how ``receive_batch`` was called and calls back as the SDK does, with the SDK's own ``EventData``
-carrying the annotations the service sets (sequence number, offset, enqueued time, partition key),
-in batches of at most ``max_batch_size``, then an empty batch every ``max_wait_time`` while
-nothing more arrives, until ``close()``.
-"""
+"""Reading a partition's range from Event Hubs, with ``EventHubConsumerClient`` replaced by a recording
+fake (tests/fixtures/eventhubs.py: the SDK's own ``EventData`` with the service's annotations)."""
 
 from __future__ import annotations
 
-import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -18,57 +11,18 @@ from azure.eventhub import EventData
 
 from pipeline.reingest import EventHubsRange, HubReadError, hub_for, received_event
 from settings import Settings
-
-T0 = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
+from tests.fixtures.eventhubs import T0, FakeConsumerClient, service_event
 
 
 def event(number: int, body: bytes | None = None, key: bytes | None = b"oslo") -> EventData:
-    """An event as the service delivers it: the SDK's EventData with the service's annotations."""
-    data = EventData(body if body is not None else b'{"n": %d}' % number)
-    data.properties = {b"producer": b"test", "n": number}
-    annotations: dict[bytes, Any] = {
-        b"x-opt-sequence-number": number,
-        b"x-opt-offset": str(number * 100).encode(),
-        b"x-opt-enqueued-time": int((T0 + timedelta(milliseconds=number)).timestamp() * 1000),
-    }
-    if key is not None:
-        annotations[b"x-opt-partition-key"] = key
-    data.raw_amqp_message.annotations = annotations
-    return data
-
-
-class FakeConsumerClient:
-    """Stands in for ``azure.eventhub.EventHubConsumerClient`` (one partition's retained events)."""
-
-    def __init__(self, partitions: dict[str, list[EventData]], fail_with: Exception | None = None) -> None:
-        self.partitions = partitions
-        self.fail_with = fail_with
-        self.calls: list[dict[str, Any]] = []
-        self.closed = threading.Event()
-
-    def receive_batch(self, on_event_batch: Any, **kwargs: Any) -> None:
-        self.calls.append(kwargs)
-        if self.fail_with is not None:
-            kwargs["on_error"](None, self.fail_with)
-            self.closed.wait(5)
-            return
-        start, inclusive = kwargs["starting_position"], kwargs["starting_position_inclusive"]
-        assert isinstance(start, int)  # an int is a sequence number to the SDK
-        events = [
-            e
-            for e in self.partitions[kwargs["partition_id"]]
-            if e.sequence_number > start or (inclusive and e.sequence_number == start)
-        ]
-        size = kwargs["max_batch_size"]
-        for at in range(0, len(events), size):
-            if self.closed.is_set():
-                return
-            on_event_batch(None, events[at : at + size])
-        while not self.closed.wait(0.01):  # max_wait_time passes (quickly here) with nothing new
-            on_event_batch(None, [])
-
-    def close(self) -> None:
-        self.closed.set()
+    return service_event(
+        number,
+        body if body is not None else b'{"n": %d}' % number,
+        offset=str(number * 100),
+        enqueued_time=T0 + timedelta(milliseconds=number),
+        partition_key=key,
+        properties={b"producer": b"test", "n": number},
+    )
 
 
 def test_a_range_is_received_from_its_first_sequence_number_inclusive_and_the_client_closed() -> None:
