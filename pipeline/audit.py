@@ -380,22 +380,24 @@ def check_hub_bronze(
 def _in_ranges(events: pa.Table, damaged: list[DamagedFile]) -> np.ndarray:
     """Which hub events (partition, sequence number, enqueued ms) a damaged file's name covers."""
     inside = np.zeros(events.num_rows, dtype=bool)
-    if not events.num_rows or not damaged:
-        return inside
-    partitions = events["partition"].to_numpy()
-    numbers = events["sequence_number"].to_numpy()
-    enqueued = events["enqueued_ms"].to_numpy()
-    for file in damaged:
-        if file.name is None or file.name.partition is None or not file.name.partition.isdigit():
-            continue
-        name = file.name
-        inside |= (
-            (partitions == int(name.partition))
-            & (numbers >= name.first_sequence_number)
-            & (numbers <= name.last_sequence_number)
-            & (enqueued >= name.first_enqueued_ms)
-        )
+    for file in damaged if events.num_rows else []:
+        if file.name is not None:
+            inside |= _covered(file.name, events)
     return inside
+
+
+def _covered(name: BronzeName, events: pa.Table) -> np.ndarray:
+    """Which hub events a file's name covers: its partition, its sequence range, enqueued from its
+    first event's time on (a recreated hub reuses the numbers later)."""
+    if name.partition is None or not name.partition.isdigit():
+        return np.zeros(events.num_rows, dtype=bool)
+    numbers = events["sequence_number"].to_numpy()
+    return (
+        (events["partition"].to_numpy() == int(name.partition))
+        & (numbers >= name.first_sequence_number)
+        & (numbers <= name.last_sequence_number)
+        & (events["enqueued_ms"].to_numpy() >= name.first_enqueued_ms)
+    )
 
 
 # --- damaged bronze files ---------------------------------------------------------------------------
@@ -509,31 +511,12 @@ def find_damaged(
 def _files_covering(lake: _Lake, match: _HubMatch) -> set[int]:
     """Bronze files whose name covers a hub event that no file holds (and that was checkpointed)."""
     missing = match.missing
-    if not missing.num_rows:
-        return set()
     after = missing["sequence_number"].to_numpy() > match.checkpoints[missing["partition"].to_numpy()]
-    gone = missing.filter(pa.array(~after))
+    gone = missing.filter(pa.array(~after, pa.bool_()))
     out: set[int] = set()
-    if not gone.num_rows:
-        return out
-    names = [
-        (i, name)
-        for i, f in enumerate(lake.bronze_files)
-        if i not in lake.superseded
-        and (name := BronzeName.parse(f)) is not None
-        and (name.partition or "").isdigit()
-    ]
-    partitions = gone["partition"].to_numpy()
-    numbers = gone["sequence_number"].to_numpy()
-    enqueued = gone["enqueued_ms"].to_numpy()
-    for index, name in names:
-        assert name.partition is not None
-        if np.any(
-            (partitions == int(name.partition))
-            & (numbers >= name.first_sequence_number)
-            & (numbers <= name.last_sequence_number)
-            & (enqueued >= name.first_enqueued_ms)
-        ):
+    for index, path in enumerate(lake.bronze_files if gone.num_rows else []):
+        name = BronzeName.parse(path)
+        if index not in lake.superseded and name is not None and _covered(name, gone).any():
             out.add(index)
     return out
 

@@ -38,12 +38,14 @@ class FaultRow:
     doubled: int | None = None
     audit: str = ""
     result: str = ""
+    note: str = ""  # what the audit said before a repair, say
 
     def cells(self) -> tuple[str, ...]:
         def number(value: int | None) -> str:
             return "-" if value is None else f"{value:,}"
 
-        return (self.name, number(self.events), number(self.lost), number(self.doubled), self.audit or "-",
+        audit = "; ".join(part for part in (self.audit, self.note) if part) or "-"
+        return (self.name, number(self.events), number(self.lost), number(self.doubled), audit,
                 self.result or "not run")  # fmt: skip
 
 

@@ -127,9 +127,12 @@ def assert_stream_went_on(pipe: Pipeline, written: dict[str, list[dict[str, Any]
         assert all("bronze_incomplete" in r["reasons"] for r in rows), name
 
 
-def assert_audit_names_the_damage(pipe: Pipeline, expected: dict[str, tuple[str, int]]) -> None:
+def assert_audit_names_the_damage(
+    pipe: Pipeline, fault: FaultRow, expected: dict[str, tuple[str, int]]
+) -> None:
     """The audit fails, loses nothing, and lists exactly the damaged files (name: reason, events)."""
     report = run_audit(pipe.settings).as_json()
+    fault.note = f"before repair: NOT ok, {report['damaged']} damaged files, lost {report['lost']}"
     found = {Path(d["file"]).name: (d["reason"], d["events_affected"]) for d in report["damaged_files"]}
     assert (report["ok"], report["lost"], report["doubled"]) == (False, 0, 0)
     assert found == expected
@@ -154,6 +157,7 @@ def test_json_lines_cut_mid_line_and_on_a_line_boundary_are_found_and_repaired(
     assert_stream_went_on(pipe, written)
     assert_audit_names_the_damage(
         pipe,
+        fault,
         {
             mid_line: ("bronze_incomplete", len(written[mid_line])),
             on_boundary: ("bronze_incomplete", len(written[on_boundary])),
@@ -196,6 +200,7 @@ def test_avro_with_a_damaged_block_or_header_is_found_never_blocks_and_is_repair
     assert_stream_went_on(pipe, written)
     assert_audit_names_the_damage(
         pipe,
+        fault,
         {
             no_block: ("bronze_unreadable", len(written[no_block])),
             part_block: ("bronze_incomplete", len(written[part_block])),

@@ -131,3 +131,38 @@ def test_repair_with_nothing_damaged_says_so_and_changes_nothing(tmp_path: Path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "no damaged bronze files: nothing to repair"
     assert sorted(p.name for p in bronze_files(pipe)) == before
+
+
+def _without_records_in_file(path: Path) -> list[bytes]:
+    """The file's lines as written before bronze records carried RecordsInFile."""
+    lines = []
+    for line in path.read_bytes().splitlines():
+        record = json.loads(line)
+        record.pop("RecordsInFile")
+        lines.append(json.dumps(record).encode() + b"\n")
+    return lines
+
+
+def test_an_old_file_cut_on_a_line_boundary_is_found_by_the_events_the_hub_holds_for_it(
+    tmp_path: Path,
+) -> None:
+    pipe = ingested(tmp_path)
+    victim = bronze_files(pipe)[0]
+    lines = _without_records_in_file(victim)
+    victim.write_bytes(b"".join(lines[: len(lines) // 2]))  # nothing in it says it is short
+
+    [damaged] = find_damaged_files(pipe.settings)
+
+    assert damaged.file.endswith(victim.name) and damaged.reason == "bronze_incomplete"
+    assert (damaged.records_readable, damaged.records_expected) == (len(lines) // 2, len(lines))
+    assert "the hub holds for it are not in it" in damaged.problem
+
+
+def test_a_deleted_quarantine_file_does_not_make_its_bronze_file_look_damaged(tmp_path: Path) -> None:
+    pipe = ingested(tmp_path)
+    for victim in bronze_files(pipe):  # old files: only the hub can tell what they should hold
+        victim.write_bytes(b"".join(_without_records_in_file(victim)))
+    [quarantine, *_] = sorted((pipe.settings.local_lake_path / "quarantine").rglob("*.jsonl"))
+    quarantine.unlink()
+
+    assert find_damaged_files(pipe.settings) == []
