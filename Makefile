@@ -4,6 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
+# A .pth file in the venv's site-packages puts the project root on sys.path, so the venv's python
+# runs `-m pipeline`, `-m producer` and `-m bench` from any folder. Not `pip install -e .`: the
+# project's packaging builds the Databricks wheel (contract/ and spark/ only), not the local tools.
+PTH := weather-pipeline.pth
 SPARK_JARS := .spark-jars
 
 .DEFAULT_GOAL := help
@@ -23,6 +27,7 @@ $(STAMP): requirements.txt requirements-dev.txt package.json scripts/spark-jars/
 	rm -rf $(SPARK_JARS)
 	mvn --quiet --batch-mode -f scripts/spark-jars/pom.xml dependency:copy-dependencies \
 	  -DoutputDirectory=$(CURDIR)/$(SPARK_JARS) -DincludeArtifactIds=delta-spark_2.13,delta-storage,spark-avro_2.13
+	@$(MAKE) --no-print-directory path
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install everything (Python packages, Azurite, Delta Lake and Avro jars for Spark)
@@ -38,6 +43,9 @@ $(WORKER_STAMP): requirements.txt requirements-worker.txt scripts/worker_env.py
 install: $(WORKER_STAMP)
 
 worker-env: $(WORKER_STAMP) ## The Functions worker's own venv (.venv-worker, Python >= 3.13) for its conformance test
+
+path: ## Let .venv's python run python -m pipeline (producer, bench) from any folder: a .pth file
+	@$(PY) -c "import pathlib, sys, sysconfig; pth = pathlib.Path(sysconfig.get_paths()['purelib'], sys.argv[1]); pth.write_text(sys.argv[2] + '\n'); print(f'{pth} -> {sys.argv[2]}')" "$(PTH)" "$(CURDIR)"
 
 demo: install ## Run the whole pipeline on embedded defaults in a fresh state folder
 	$(PY) -m pipeline demo
@@ -74,7 +82,7 @@ format: install ## Apply ruff's formatter and safe fixes
 bench: install ## Benchmarks with same-run baselines (takes several minutes)
 	$(PY) -m bench
 
-clean-state: ## Delete local state (.local/ or $$PIPELINE_HOME)
+clean-state: ## Delete .local/ (the default state folder and every demo-* folder); a PIPELINE_HOME elsewhere stays
 	rm -rf .local
 
-.PHONY: help prereqs install worker-env demo test test-unit test-integration test-e2e test-faults faults lint format bench clean-state
+.PHONY: help prereqs install path worker-env demo test test-unit test-integration test-e2e test-faults faults lint format bench clean-state

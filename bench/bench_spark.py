@@ -40,8 +40,7 @@ import psutil
 
 from pipeline.spark_session import local_spark_session, quiet
 from spark.job import JobOptions, run_stream
-from spark.lake import LakeConfig
-from tests.fixtures.bronze_files import utc_text, write_bronze_file
+from tests.fixtures.bronze_files import lake_at, utc_text, write_bronze_file
 
 TARGET_RATIO = 4.0
 EVENTS_PER_FILE = 10_000
@@ -50,17 +49,6 @@ LOCATIONS = [f"City{i:02d}" for i in range(50)]
 DIRECTIONS = ["N", "NE", "E", "SE", "S", "SW", "W", "NW"]
 CONDITIONS = ["Clear", "Cloudy", "Rain", "Snow", "Fog"]
 START = datetime(2026, 11, 20, tzinfo=UTC)
-
-
-def lake_at(root: Path) -> LakeConfig:
-    return LakeConfig(
-        bronze_path=str(root / "bronze" / "weather"),
-        bronze_format="jsonl",
-        silver_table=str(root / "silver" / "weather"),
-        quarantine_table=str(root / "silver" / "weather_quarantine"),
-        gold_table=str(root / "gold" / "weather_summary"),
-        checkpoint=str(root / "_checkpoints" / "weather"),
-    )
 
 
 def write_bronze(

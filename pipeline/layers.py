@@ -39,10 +39,34 @@ from functions.bronze import format_of
 from functions.lake import LakeStorage, LocalLake
 from pipeline.bronze_names import superseded
 from settings import Settings
+from spark.lake import SPARK_WRITER
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _AVRO_MAGIC = b"Obj\x01"
 _LAKE_SUFFIXES = (".jsonl", ".jsonl.gz", ".avro")
+
+
+@dataclass(frozen=True)
+class SparkFigures:
+    """What the Spark job wrote, summed from its commits' operation metrics in each table's Delta
+    history (commits it tagged as its own; the log keeps 30 days by default)."""
+
+    commits: int = 0
+    silver_inserted: int = 0
+    silver_updated: int = 0
+    silver_deleted: int = 0
+    duplicates_skipped: int = 0  # valid rows that were twice in a micro-batch or already in silver
+    quarantined: int = 0
+    gold_inserted: int = 0
+    gold_updated: int = 0
+    gold_deleted: int = 0
+
+    @property
+    def gold_windows_merged(self) -> int:
+        return self.gold_inserted + self.gold_updated
+
+    def as_json(self) -> dict[str, int]:
+        return {**self.__dict__, "gold_windows_merged": self.gold_windows_merged}
 
 
 @dataclass(frozen=True)
@@ -62,6 +86,7 @@ class LayerCounts:
     sql: int | None = 0  # None: the SQL target could not be reached (sql_error says why)
     watermark: int | None = None
     watermark_synced_at: str | None = None
+    spark: SparkFigures = field(default_factory=SparkFigures)
     sql_error: str | None = None
 
     def as_json(self) -> dict[str, Any]:
@@ -80,6 +105,7 @@ class LayerCounts:
             "bronze_files": self.bronze_files,
             "gold_version": self.gold_version,
             "watermark_synced_at": self.watermark_synced_at,
+            "spark": self.spark.as_json(),
             "sql_error": self.sql_error,
         }
 
@@ -424,9 +450,11 @@ class SqlReader:
         self._odbc = bool(settings.sql_connection)
         self._conn: Any = None
         if self._odbc:
-            import pyodbc
+            from functions.warehouse import dialect_name_for, odbc_connector
 
-            self._conn = pyodbc.connect(settings.sql_connection, autocommit=True, readonly=True)
+            # The sync's own connector: SQL Server without UID/PWD signs in with DefaultAzureCredential.
+            connection = settings.sql_connection
+            self._conn = odbc_connector(connection, dialect_name_for(connection))()
             self._schema: str | None = _identifier(settings.sql_schema)
         elif settings.sqlite_path.is_file():
             self._conn = sqlite3.connect(f"file:{settings.sqlite_path}?mode=ro", uri=True, timeout=30)
@@ -515,6 +543,61 @@ def bronze_events(settings: Settings) -> tuple[int, int]:
     return distinct.num_rows + (table.num_rows - numbered.num_rows), len(records.files)
 
 
+def _job_commits(uri: str) -> list[dict[str, int]]:
+    """Operation metrics of the Spark job's commits to a table (as integers), with the commit's
+    own ``validRows`` (silver: the micro-batch's valid rows) when it recorded them."""
+    table = delta_table(uri)
+    if table is None:
+        return []
+    commits = []
+    for commit in table.history():
+        try:
+            tag = orjson.loads(commit.get("userMetadata") or "{}")
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(tag, dict) or tag.get("writer") != SPARK_WRITER:
+            continue
+        metrics = commit.get("operationMetrics") or {}
+        numbers = {str(k): int(v) for k, v in metrics.items() if str(v).lstrip("-").isdigit()}
+        if isinstance(tag.get("validRows"), int):
+            numbers["validRows"] = tag["validRows"]
+        commits.append(numbers)
+    return commits
+
+
+def spark_figures(settings: Settings) -> SparkFigures:
+    """Rows the Spark job inserted, skipped as duplicates, quarantined and merged into gold, from
+    Delta's own operation metrics (zeros before the job's first write)."""
+    silver = _job_commits(settings.silver_table_uri)
+    quarantine = _job_commits(settings.silver_quarantine_table_uri)
+    gold = _job_commits(settings.gold_table_uri)
+
+    def total(commits: list[dict[str, int]], *names: str) -> int:
+        return sum(c.get(name, 0) for c in commits for name in names)
+
+    return SparkFigures(
+        commits=len(silver) + len(quarantine) + len(gold),
+        # An append reports its rows as numOutputRows; a MERGE as rows inserted, updated, deleted.
+        silver_inserted=total(silver, "numTargetRowsInserted")
+        + sum(c.get("numOutputRows", 0) for c in silver if "numTargetRowsInserted" not in c),
+        silver_updated=total(silver, "numTargetRowsUpdated"),
+        silver_deleted=total(silver, "numTargetRowsDeleted"),
+        # Valid rows of a micro-batch that did not become silver rows: twice in the batch, or
+        # already in silver (a micro-batch of nothing but duplicates commits nothing, so it is
+        # not counted here).
+        duplicates_skipped=sum(
+            c["validRows"] - c.get("numTargetRowsInserted", c.get("numOutputRows", 0))
+            for c in silver
+            if "validRows" in c
+        ),
+        quarantined=total(quarantine, "numTargetRowsInserted"),
+        gold_inserted=total(gold, "numTargetRowsInserted")
+        + sum(c.get("numOutputRows", 0) for c in gold if "numTargetRowsInserted" not in c),
+        gold_updated=total(gold, "numTargetRowsUpdated"),
+        gold_deleted=total(gold, "numTargetRowsDeleted"),
+    )
+
+
 def count_layers(settings: Settings) -> LayerCounts:
     """Count every layer under the settings' home (zeros for layers that do not exist yet).
 
@@ -552,6 +635,7 @@ def count_layers(settings: Settings) -> LayerCounts:
         sql=sql,
         watermark=version,
         watermark_synced_at=synced_at,
+        spark=spark_figures(settings),
         sql_error=sql_error,
     )
 

@@ -22,6 +22,7 @@ from producer.sending import BatchingSender, ProducerClient, TargetError, eventh
 from settings import Settings, SettingsError, load_settings
 
 DEFAULT_COUNT = 1000
+UNSENDABLE_LINES_SHOWN = 20
 
 
 @dataclass
@@ -32,6 +33,7 @@ class RunSummary:
     sent: int = 0
     by_kind: Counter[str] = field(default_factory=Counter)
     unsendable: int = 0
+    unsendable_lines: list[int] = field(default_factory=list)  # --from-file: the lines that did not fit
     batches: int = 0
     elapsed: float = 0.0
     interrupted: bool = False
@@ -186,6 +188,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             parser.error(
                 "--from-file sends the file as-is: chaos options, --seed and --start-time don't apply"
             )
+        if args.from_file.is_dir():
+            parser.error(f"--from-file: {args.from_file} is a folder; give one file of events, one per line")
         if not args.from_file.is_file():
             parser.error(f"--from-file: no such file: {args.from_file}")
     if args.count is None and args.duration is None and args.from_file is None:
@@ -268,20 +272,25 @@ def run(args: argparse.Namespace, client: ProducerClient, *, console: Console | 
             for item in source:
                 if not queued & check_mask:
                     now = time.monotonic()
-                    if duration is not None and now - started >= duration:
-                        break
                     if rate:
+                        # Paced: event n is due n/rate seconds in, so --duration D sends exactly D*rate.
+                        if duration is not None and queued >= duration * rate:
+                            break
                         due = started + queued / rate
                         while now < due:
                             sender.poll()
                             time.sleep(min(due - now, 0.05))
                             now = time.monotonic()
+                    elif duration is not None and now - started >= duration:
+                        break
                     sender.poll()
                     if now >= next_refresh:
                         next_refresh = now + 0.1
                         progress.update(task, completed=queued, eps=queued / max(now - started, 1e-9))
                 if sender.send(item.body, item.partition_key):
                     by_kind[item.kind] += 1
+                elif args.from_file is not None:
+                    summary.unsendable_lines.append(queued + 1)  # one event per line of the file
                 queued += 1
         except KeyboardInterrupt:
             summary.interrupted = True
@@ -305,6 +314,20 @@ def print_summary(summary: RunSummary, console: Console) -> None:
         table.add_row("[red]unsendable (too large for a batch)[/]", f"{summary.unsendable:,}")
     table.add_row("[bold]sent[/]", f"[bold]{summary.sent:,}[/]")
     console.print(table)
+    if summary.unsendable_lines:
+        lines = summary.unsendable_lines
+        shown = ", ".join(f"{n:,}" for n in lines[:UNSENDABLE_LINES_SHOWN])
+        more = (
+            f" and {len(lines) - UNSENDABLE_LINES_SHOWN:,} more"
+            if len(lines) > UNSENDABLE_LINES_SHOWN
+            else ""
+        )
+        console.print(
+            f"not sent, too large for an event batch: line{'s' if len(lines) > 1 else ''} {shown}{more} "
+            "of the file",
+            style="red",
+            highlight=False,
+        )
     console.print(
         f"{summary.sent:,} events in {summary.batches:,} batches, {summary.elapsed:.2f} s, "
         f"{summary.rate:,.0f} events/s"
@@ -314,7 +337,8 @@ def print_summary(summary: RunSummary, console: Console) -> None:
 def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
     """Entry point; returns the exit code (2: bad arguments, 1: failure, 130: interrupted)."""
     args = parse_args(argv)
-    err = Console(stderr=True)
+    # soft_wrap: an error naming a path or a setting stays one line when stderr is a file.
+    err = Console(stderr=True, soft_wrap=True)
     try:
         settings = settings or load_settings()
         client = make_client(args, settings)

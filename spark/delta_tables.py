@@ -14,6 +14,7 @@ change data feed, and records its window size so that a run with another size is
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -23,7 +24,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from spark.lake import LakeConfig, is_path, table_ref
+from spark.lake import SPARK_WRITER, LakeConfig, is_path, table_ref
 from spark.schemas import (
     GOLD_KEY,
     GOLD_SCHEMA,
@@ -41,13 +42,36 @@ QUARANTINE_KEY = [SOURCE_FILE_COLUMN, "partition_id", "sequence_number", "body"]
 WINDOW_MINUTES_PROPERTY = "weather.windowMinutes"
 # Properties every table is created with (see the module docstring).
 _COMMON_PROPERTIES = {"delta.enableDeletionVectors": "false"}
+# Silver's file statistics: event_id prunes the insert-only MERGE, event_time the reads of a day's
+# windows; statistics on every column made writing 1M rows cost 7.1 CPU-seconds instead of 6.1.
+_SILVER_STATS_COLUMNS = "event_id,event_time"
 _TXN_APP_ID = "spark.databricks.delta.write.txnAppId"
 _TXN_VERSION = "spark.databricks.delta.write.txnVersion"
 _USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
 
 
+def commit_tag(txn: Txn | None, valid_rows: int | None = None) -> str:
+    """The ``userMetadata`` of one of the job's commits: its idempotent-write token, if any, and for
+    silver the micro-batch's valid rows (so duplicates dropped before the write are counted too)."""
+    tag: dict[str, object] = {"writer": SPARK_WRITER}
+    if txn is not None:
+        tag.update(txnAppId=txn.app_id, txnVersion=txn.version)
+    if valid_rows is not None:
+        tag["validRows"] = valid_rows
+    return json.dumps(tag, separators=(",", ":"))
+
+
 class WindowSizeMismatchError(ValueError):
     """Gold was built with another window size than the job was asked to use."""
+
+
+def window_size_mismatch(gold_table: str, recorded: str, window_minutes: int) -> str:
+    """What to say when gold holds windows of another size (and how to rebuild)."""
+    return (
+        f"gold ({gold_table}) holds {recorded}-minute windows, but WINDOW_MINUTES is {window_minutes}: "
+        f"set it back to {recorded}, or build gold anew in another table (GOLD_TABLE_URI) and "
+        "reprocess the dates you need"
+    )
 
 
 @dataclass(frozen=True)
@@ -114,8 +138,9 @@ class DeltaTables:
             "delta.enableChangeDataFeed": "true",
             WINDOW_MINUTES_PROPERTY: str(self.window_minutes),
         }
+        silver_properties = {**_COMMON_PROPERTIES, "delta.dataSkippingStatsColumns": _SILVER_STATS_COLUMNS}
         for table, schema, partitioned_by, properties in [
-            (self.lake.silver_table, SILVER_SCHEMA, SILVER_PARTITION_COLUMN, _COMMON_PROPERTIES),
+            (self.lake.silver_table, SILVER_SCHEMA, SILVER_PARTITION_COLUMN, silver_properties),
             (self.lake.quarantine_table, QUARANTINE_SCHEMA, None, _COMMON_PROPERTIES),
             (self.lake.gold_table, GOLD_SCHEMA, None, gold_properties),
         ]:
@@ -142,9 +167,7 @@ class DeltaTables:
         recorded = self.table_properties(self.lake.gold_table).get(WINDOW_MINUTES_PROPERTY)
         if recorded is not None and recorded != str(self.window_minutes):
             raise WindowSizeMismatchError(
-                f"gold ({self.lake.gold_table}) holds {recorded}-minute windows, but WINDOW_MINUTES is "
-                f"{self.window_minutes}: set it back to {recorded}, or build gold anew in another table "
-                "(GOLD_TABLE_URI) and reprocess the dates you need"
+                window_size_mismatch(self.lake.gold_table, recorded, self.window_minutes)
             )
 
     def _delta(self, table: str) -> Any:
@@ -169,13 +192,13 @@ class DeltaTables:
         return bool(event_dates) and bool(self.read_silver(event_dates).limit(1).count())
 
     # --- writes ----------------------------------------------------------------------------------
-    def _append(self, table: str, rows: DataFrame, txn: Txn) -> WriteResult:
+    def _append(self, table: str, rows: DataFrame, txn: Txn, valid_rows: int | None = None) -> WriteResult:
         """Append under an idempotent-write token; the count from the commit's own metrics.
 
         The commit is tagged with the token (its ``userMetadata``), so the table's latest commit
         says whether this write happened or Delta skipped it as already committed.
         """
-        tag = f"{txn.app_id}@{txn.version}"
+        tag = commit_tag(txn, valid_rows)
         writer = (
             rows.write.format("delta")
             .mode("append")
@@ -192,17 +215,17 @@ class DeltaTables:
             return WriteResult(skipped=True)
         return WriteResult(inserted=int((latest[0]["operationMetrics"] or {}).get("numOutputRows", 0)))
 
-    def _execute(self, merger: Any, txn: Txn | None) -> WriteResult:
+    def _execute(self, merger: Any, txn: Txn | None, valid_rows: int | None = None) -> WriteResult:
         """Run a MERGE under an idempotent-write token; its counts from Delta's metrics."""
+        self.spark.conf.set(_USER_METADATA, commit_tag(txn, valid_rows))
         if txn is not None:
             self.spark.conf.set(_TXN_APP_ID, txn.app_id)
             self.spark.conf.set(_TXN_VERSION, str(txn.version))
         try:
             metrics = merger.execute().collect()
         finally:
-            if txn is not None:
-                self.spark.conf.unset(_TXN_APP_ID)
-                self.spark.conf.unset(_TXN_VERSION)
+            for name in (_USER_METADATA, _TXN_APP_ID, _TXN_VERSION):
+                self.spark.conf.unset(name)
         if not metrics:  # Delta skipped the write: this token's version is already committed
             return WriteResult(skipped=True)
         row = metrics[0]
@@ -213,15 +236,22 @@ class DeltaTables:
         )
 
     def insert_new_silver(
-        self, rows: DataFrame, dates: list[date], txn: Txn, *, dates_are_new: bool = False
+        self,
+        rows: DataFrame,
+        dates: list[date],
+        txn: Txn,
+        *,
+        dates_are_new: bool = False,
+        valid_rows: int | None = None,
     ) -> WriteResult:
         """Insert-only MERGE on ``event_id``, pruned by ``event_date``; a known event is left alone.
 
         With ``dates_are_new`` (silver holds no row on any of ``dates``: see
         :meth:`silver_has_dates`), the rows are appended: the same outcome without the join.
+        ``valid_rows`` (the batch's valid rows before deduplication) is recorded with the commit.
         """
         if dates_are_new:
-            return self._append(self.lake.silver_table, rows, txn)
+            return self._append(self.lake.silver_table, rows, txn, valid_rows)
         merger = (
             self._delta(self.lake.silver_table)
             .alias("t")
@@ -232,7 +262,7 @@ class DeltaTables:
             )
             .whenNotMatchedInsertAll()
         )
-        return self._execute(merger, txn)
+        return self._execute(merger, txn, valid_rows)
 
     def append_quarantine(self, rows: DataFrame, txn: Txn | None) -> WriteResult:
         """Insert rejected rows not already quarantined (keyed by file, partition, sequence, text)."""

@@ -36,6 +36,7 @@ from spark.delta_tables import DeltaTables, Txn, WriteResult
 from spark.lake import LakeConfig
 from spark.schemas import GOLD_KEY, SOURCE_FILE_COLUMN
 from spark.transforms import (
+    GOLD_INPUT_COLUMNS,
     check_bronze,
     dedupe_events,
     file_counts,
@@ -117,6 +118,29 @@ def recompute_windows(
     return keyed.join(F.broadcast(touched), GOLD_KEY, "left_semi").drop("window_start")
 
 
+def _merge_gold(
+    tables: DeltaTables,
+    rows: DataFrame,
+    txn: Txn,
+    window_minutes: int,
+    processed_at: datetime,
+    *,
+    new: bool,
+) -> WriteResult:
+    """Gold of ``rows`` (every silver row of the windows they touch) merged into the table.
+
+    The aggregation reads its input three times (the sums, and each dominant value), and Delta's
+    MERGE reads its source again: the few columns it needs are held once, so silver's files or
+    the cached batch are scanned once.
+    """
+    inputs = rows.select(*GOLD_INPUT_COLUMNS).persist()
+    try:
+        gold = silver_to_gold(inputs, window_minutes, processed_at)
+        return tables.merge_gold(gold, txn, windows_are_new=new)
+    finally:
+        inputs.unpersist()
+
+
 def hold_checked(bronze: DataFrame, processed_at: datetime) -> tuple[DataFrame, int, int, list[str]]:
     """Check a micro-batch's bronze rows and cache the result once (every write reads it).
 
@@ -180,7 +204,9 @@ def process_batch(
         # takes the read-back path, where Delta's transaction identifiers skip what was written.
         from_batch = not tables.silver_has_dates(dates)
         silver_txn = Txn(f"{app_id}:silver", batch_id)
-        silver_result = tables.insert_new_silver(silver, dates, silver_txn, dates_are_new=from_batch)
+        silver_result = tables.insert_new_silver(
+            silver, dates, silver_txn, dates_are_new=from_batch, valid_rows=valid_rows
+        )
         if hook:
             hook("silver", batch_id)
         # Nothing to quarantine is no write at all (a replay of the batch has nothing either).
@@ -191,14 +217,12 @@ def process_batch(
             hook("quarantine", batch_id)
         gold_txn = Txn(f"{app_id}:gold", batch_id)
         if from_batch:
-            gold = silver_to_gold(silver, window_minutes, processed_at)
-            gold_result = tables.merge_gold(gold, gold_txn, windows_are_new=True)
+            gold_result = _merge_gold(tables, silver, gold_txn, window_minutes, processed_at, new=True)
         else:
             touched = touched_windows(silver, window_minutes).persist()
             try:
                 rows = recompute_windows(tables, touched, dates, window_minutes)
-                gold = silver_to_gold(rows, window_minutes, processed_at)
-                gold_result = tables.merge_gold(gold, gold_txn)
+                gold_result = _merge_gold(tables, rows, gold_txn, window_minutes, processed_at, new=False)
             finally:
                 touched.unpersist()
         if hook:
@@ -239,7 +263,7 @@ def run_stream(
     Args:
         spark: The session.
         options: Paths, window size, trigger, stall handling.
-        stop: For a processing-time trigger: set it to stop the query after the current batch.
+        stop: Set it to stop the query after the current batch (availableNow: before the rest).
         on_batch: Called with each micro-batch's counts (progress display).
         hook: Passed to :func:`process_batch` (fault injection in tests).
 
@@ -258,6 +282,8 @@ def run_stream(
     totals = JobTotals()
     watch = StallWatch(spark, options.stall_timeout_seconds) if options.stall_timeout_seconds else None
     while True:
+        if stop is not None and stop.is_set():  # stopped before (re)starting: nothing to wait for
+            return totals.as_dict()
         query = _start_query(source, tables, options, totals, on_batch, hook, watch)
         try:
             stalled = _await_query(query, options.trigger_seconds is None, stop, watch)
@@ -345,6 +371,10 @@ def _await_query(
     while True:
         if available_now or stop is None:
             if query.awaitTermination(_POLL_SECONDS):
+                return False
+            if stop is not None and stop.is_set():  # Ctrl-C ends an availableNow run early too
+                _stop_between_batches(query)
+                query.awaitTermination()
                 return False
         elif stop.wait(_POLL_SECONDS) or not query.isActive:
             _stop_between_batches(query)

@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 from contract.bronze import FORMATS
 
+#: The ``writer`` every commit of the job names in its ``userMetadata`` (spark/delta_tables.py),
+#: so readers of the tables' history tell its writes from anyone else's.
+SPARK_WRITER = "weather-spark"
+
 
 @dataclass(frozen=True)
 class LakeConfig:

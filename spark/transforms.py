@@ -346,8 +346,17 @@ def window_start(event_time: Column, window_minutes: int) -> Column:
     return F.timestamp_micros(micros - F.pmod(micros, F.lit(size)))
 
 
-#: The silver columns :func:`touched_windows` reads.
-TOUCHED_WINDOW_COLUMNS = ["location", "event_time"]
+#: The silver columns :func:`silver_to_gold` reads.
+GOLD_INPUT_COLUMNS = [
+    "location",
+    "event_time",
+    "temperature",
+    "humidity",
+    "wind_speed",
+    "precipitation",
+    "wind_direction",
+    "conditions",
+]
 
 
 def touched_windows(silver: DataFrame, window_minutes: int) -> DataFrame:

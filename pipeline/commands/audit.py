@@ -9,8 +9,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from pipeline import preflight
 from pipeline.audit import AuditReport, Check, run_audit
-from settings import load_settings
+from pipeline.cli import add_home_arguments, make_console
+from pipeline.commands.status import USES
 
 DESCRIPTION = """\
 Reconcile every layer with the one before it, over the same settings as the rest of the pipeline
@@ -72,7 +74,10 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="print one JSON object: ok, lost, doubled, sql_mismatches, damaged_files, checks, ...",
     )
-    parser.set_defaults(handler=handle)
+    add_home_arguments(parser)
+    parser.set_defaults(
+        handler=handle, uses=(*USES, "WINDOW_MINUTES", "BRONZE_STREAM", "SILVER_QUARANTINE_TABLE_URI")
+    )
 
 
 def audit_table(report: AuditReport, title: str) -> Table:
@@ -107,7 +112,7 @@ def _print_details(console: Console, checks: list[Check]) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    settings = load_settings()
+    settings = preflight.settings_for(args)
     if args.json:
         report = run_audit(settings)
         print(json.dumps(report.as_json(), default=str))
@@ -115,7 +120,7 @@ def handle(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     with err.status("auditing…") as status:
         report = run_audit(settings, on_step=lambda text: status.update(f"auditing: {text}…"))
-    console = Console()
+    console = make_console()
     console.print(audit_table(report, f"Audit of {settings.home} ({report.seconds:.1f} s)"))
     _print_details(console, report.checks)
     summary = report.as_json()

@@ -10,14 +10,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
-from pipeline import orchestrate, report
-from pipeline.cli import UserError
+from pipeline import history, orchestrate, preflight, report
+from pipeline.cli import Interrupted, UserError, make_console
+from pipeline.commands.run import USES as RUN_USES
+from pipeline.statelock import state_lock
 from settings import PROJECT_ROOT, Settings, load_settings
 
 CHAOS = {"--bad-rate": "0.02", "--duplicate-rate": "0.01", "--late-rate": "0.01"}
+# The demo runs on embedded defaults under its own folder: the settings that would point it
+# elsewhere are blanked (orchestrate.LOCATION_OVERRIDES), the rest are checked before it starts.
+USES = tuple(name for name in RUN_USES if name not in orchestrate.LOCATION_OVERRIDES)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {text!r}")
+    return value
 
 
 def register(subparsers: Any) -> None:
@@ -26,17 +40,21 @@ def register(subparsers: Any) -> None:
         help="Produce 20,000 events with chaos and run them through every stage in a fresh state folder",
         description=(
             "Create a new state folder (demo-<UTC timestamp> under $PIPELINE_HOME, or --home), send "
-            "events with 2%% bad, 1%% duplicates and 1%% late into the embedded hub, then ingest until "
+            "events with 2% bad, 1% duplicates and 1% late into the embedded hub, then ingest until "
             "idle, run the Spark job with availableNow and sync once into SQLite. Ends with a summary "
-            "and an HTML report. Nothing existing is deleted or overwritten."
+            "and an HTML report. Nothing existing is deleted or overwritten. Look at it again later "
+            "with `python -m pipeline status --last-demo` (or report --last-demo)."
         ),
     )
-    parser.add_argument("--events", type=int, default=20_000, help="events to produce (default 20000)")
+    parser.add_argument("--events", type=_positive, default=20_000, help="events to produce (default 20000)")
     parser.add_argument("--seed", type=int, default=42, help="producer seed (same seed, same events)")
     parser.add_argument(
-        "--home", type=Path, help="state folder to use instead of a new one; must not exist or be empty"
+        "--home",
+        type=Path,
+        metavar="FOLDER",
+        help="state folder to use instead of a new one; must not exist or be empty",
     )
-    parser.set_defaults(handler=handle)
+    parser.set_defaults(handler=handle, uses=USES, java=True)
 
 
 def check_prerequisites() -> None:
@@ -84,6 +102,8 @@ def produce(settings: Settings, events: int, seed: int) -> None:
     command = [sys.executable, "-m", "producer", "--target", "local", "--count", str(events)]
     command += [arg for pair in CHAOS.items() for arg in pair] + ["--seed", str(seed)]
     result = subprocess.run(command, cwd=PROJECT_ROOT, env=dict(os.environ))
+    if result.returncode == 130:
+        raise Interrupted("the producer stopped before sending every event; nothing else ran")
     if result.returncode != 0:
         raise UserError(f"the producer exited with {result.returncode} (command: {' '.join(command[1:])})")
 
@@ -100,26 +120,35 @@ def summary_table(data: report.ReportData) -> Table:
 
 
 def handle(args: argparse.Namespace) -> int:
-    if args.events <= 0:
-        raise UserError("--events must be a positive number")
+    base = preflight.settings_for(args).home  # every setting the run uses was checked (USES)
     check_prerequisites()
-    console = Console()
-    home = fresh_home(load_settings().home, args.home)
-    console.print(f"[bold]state folder:[/] {home} (new; nothing else is touched)")
+    console = make_console()
+    home = fresh_home(base, args.home)
+    console.print(f"[bold]state folder:[/] {home} (new; nothing else is touched)", highlight=False)
     settings = use_embedded_defaults(home)
+    with state_lock(home, "python -m pipeline demo"):
+        history.record_run(settings, f"python -m pipeline demo --events {args.events} --seed {args.seed}")
+        try:
+            console.rule(f"producer: {args.events:,} events, 2% bad, 1% duplicates, 1% late")
+            produce(settings, args.events, args.seed)
 
-    console.rule(f"producer: {args.events:,} events, 2% bad, 1% duplicates, 1% late")
-    produce(settings, args.events, args.seed)
+            console.rule("pipeline: ingest → Spark → sync")
+            with orchestrate.new_progress(console) as progress:
+                result = orchestrate.run_once(settings, progress=progress, on_stopping=progress.console.print)
+            console.print(", ".join(f"{stage} {secs:.1f}s" for stage, secs in result.seconds.items()))
+        except (KeyboardInterrupt, Interrupted):
+            raise Interrupted(
+                f"the demo stopped part-way; {home} keeps what it did (`status --home {home}`); "
+                "`make demo` starts a new one"
+            ) from None
 
-    console.rule("pipeline: ingest → Spark → sync")
-    with orchestrate.new_progress() as progress:
-        result = orchestrate.run_once(settings, progress=progress)
-    console.print(", ".join(f"{stage} {secs:.1f}s" for stage, secs in result.seconds.items()))
-
-    with console.status("counting every layer and drawing the report…"):
-        data = report.collect(settings)
-        files = report.write_report(settings, data)
+        with console.status("counting every layer and drawing the report…"):
+            data = report.collect(settings)
+            files = report.write_report(settings, data)
     console.print(summary_table(data))
-    console.print(f"report: {files.html}\nchart:  {files.png}")
-    console.print(f"look again later with: PIPELINE_HOME={home} .venv/bin/python -m pipeline status")
+    console.print(f"report: {files.html}\nchart:  {files.png}", highlight=False)
+    console.print(
+        f"look again later with: .venv/bin/python -m pipeline status --home {home}  (or --last-demo)",
+        highlight=False,
+    )
     return 0

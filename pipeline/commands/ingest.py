@@ -13,8 +13,10 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from pipeline.cli import UserError
-from settings import load_settings
+from pipeline import preflight
+from pipeline.cli import UserError, make_console
+
+USES = (*preflight.STATE, *preflight.INGEST)
 
 
 def register(subparsers: Any) -> None:
@@ -36,22 +38,21 @@ def register(subparsers: Any) -> None:
         help="return once every partition is caught up (no timers fire)",
     )
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    parser.set_defaults(handler=handle)
+    parser.set_defaults(handler=handle, uses=USES, writes=True)
 
 
 def handle(args: argparse.Namespace) -> int:
     from pipeline.host import HostStatus, IngestSummary, LocalFunctionsHost
 
-    settings = load_settings()
-    # Settings the Function reads per batch: a bad value would otherwise fail every batch
-    # through its retries; say so now, in one line.
-    _ = (settings.bronze_format, settings.local_hub_partitions)
+    # The settings the Function reads per batch are checked before it starts (USES): a bad value
+    # would otherwise fail every batch through its retries.
+    settings = preflight.settings_for(args)
     try:
         host = LocalFunctionsHost(settings)
     except ImportError as exc:
         raise UserError(f"cannot load function_app.py: {exc}") from exc
-    console = Console(stderr=args.json)
-    console.print(f"lake: {_lake_description(settings)} · hub: {settings.local_hub_path}")
+    console = make_console(stderr=args.json)
+    console.print(f"lake: {_lake_description(settings)} · hub: {settings.local_hub_path}", highlight=False)
     summary: IngestSummary
     # A live line only on a terminal; piped output gets just the summary.
     live_console = console if console.is_terminal else Console(file=io.StringIO())

@@ -30,7 +30,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--database", required=True, help="the database holding the views")
     parser.add_argument("--kind", choices=sorted(PROTOCOLS), default="sqlserver", help="default: sqlserver")
     parser.add_argument("--out", type=Path, default=Path("weather.pbids"), help="default: ./weather.pbids")
-    parser.set_defaults(handler=handle)
+    parser.set_defaults(handler=handle, uses=())
 
 
 def pbids(server: str, database: str, kind: str = "sqlserver") -> dict[str, Any]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from rich.console import Console
-
+from pipeline import preflight
+from pipeline.cli import add_home_arguments, make_console
+from pipeline.commands import status
 from pipeline.report import write_report
-from settings import load_settings
 
 
 def register(subparsers: Any) -> None:
@@ -16,17 +16,22 @@ def register(subparsers: Any) -> None:
         "report",
         help="Write the HTML report with charts (and a PNG of the main chart) over the current state",
         description=(
-            "Read every layer under $PIPELINE_HOME and write reports/report.html (summary, gold "
-            "temperature per location, events per minute per stage, quarantine reasons; charts "
-            "inline) and reports/gold_temperature.png. Existing report files there are replaced."
+            "Read every layer under $PIPELINE_HOME (or --home) and write reports/report.html there: "
+            "health checks, the summary of `status`, freshness over time and its distribution, the lag "
+            "of each stage over time (lag.jsonl, from continuous `run`), the event flow per stage, "
+            "quarantine reasons with an example record each, duplicates and late events, the sync "
+            "history, gold temperatures, and the settings and commands that wrote the folder (secrets "
+            "masked); charts inline, one file. Also reports/gold_temperature.png. Existing report "
+            "files there are replaced."
         ),
     )
-    parser.set_defaults(handler=handle)
+    add_home_arguments(parser)
+    parser.set_defaults(handler=handle, uses=status.USES)
 
 
 def handle(args: argparse.Namespace) -> int:
-    settings = load_settings()
-    console = Console()
+    settings = preflight.settings_for(args)
+    console = make_console()
     with console.status("reading the layers and drawing the charts…"):
         files = write_report(settings)
     console.print(f"report: {files.html}\nchart:  {files.png}")

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import threading
 import time
 from typing import Any
 
-from rich.console import Console
-from rich.live import Live
-from rich.text import Text
+from pipeline import orchestrate, preflight
+from pipeline.cli import Interrupted, UserError, live_line, make_console
+from pipeline.failures import first_line
 
-from pipeline.cli import UserError
-from settings import load_settings
+USES = (
+    *preflight.STATE,
+    *preflight.SPARK,
+    "SILVER_TABLE_URI",
+    "SILVER_QUARANTINE_TABLE_URI",
+    "GOLD_TABLE_URI",
+    "CHECKPOINT_LOCATION",
+)
 
 
 def register(subparsers: Any) -> None:
@@ -25,7 +30,8 @@ def register(subparsers: Any) -> None:
             "Run the streaming job (the same code the Databricks bundle deploys) against the local lake: "
             "bronze files (BRONZE_FORMAT) → silver Delta (insert-only MERGE on event_id) → gold Delta "
             "(touched windows recomputed and MERGEd). Without --available-now it runs continuously with "
-            "a processing-time trigger every SPARK_TRIGGER_SECONDS until Ctrl-C."
+            "a processing-time trigger every SPARK_TRIGGER_SECONDS until Ctrl-C, which stops it after "
+            "its current micro-batch (exit code 0; 130 when it interrupts an --available-now run)."
         ),
     )
     parser.add_argument(
@@ -34,12 +40,17 @@ def register(subparsers: Any) -> None:
         help="process every bronze file present, then stop (availableNow trigger)",
     )
     parser.add_argument("--json", action="store_true", help="print the totals as one JSON object")
-    parser.set_defaults(handler=handle)
+    parser.set_defaults(handler=handle, uses=_uses, java=True, writes=True)
+
+
+def _uses(args: argparse.Namespace) -> tuple[str, ...]:
+    return USES if args.available_now else (*USES, "SPARK_TRIGGER_SECONDS")
 
 
 def _line(totals: dict[str, int], started: float) -> str:
     return (
-        f"{totals['batches']:,} micro-batches · {totals['bronze_rows']:,} bronze rows · "
+        f"{totals['batches']:,} micro-batch{'' if totals['batches'] == 1 else 'es'} · "
+        f"{totals['bronze_rows']:,} bronze rows · "
         f"{totals['silver_inserted']:,} new silver · {totals['quarantined']:,} quarantined · "
         f"{totals['gold_inserted'] + totals['gold_updated']:,} gold windows changed · "
         f"{time.monotonic() - started:.0f}s"
@@ -49,32 +60,44 @@ def _line(totals: dict[str, int], started: float) -> str:
 def handle(args: argparse.Namespace) -> int:
     from pipeline.spark_runner import lake_config, run_spark
 
-    settings = load_settings()
+    settings = preflight.settings_for(args)
     lake = lake_config(settings)
-    console = Console(stderr=args.json)
-    console.print(f"bronze: {lake.bronze_path} ({lake.bronze_format}) · gold: {lake.gold_table}")
+    console = make_console(stderr=args.json)
+    console.print(
+        f"bronze: {lake.bronze_path} ({lake.bronze_format}) · gold: {lake.gold_table}", highlight=False
+    )
     seen = {k: 0 for k in ("batches", "bronze_rows", "silver_inserted", "quarantined")}
     seen.update(gold_inserted=0, gold_updated=0)
     started = time.monotonic()
     stop = threading.Event()
-    with Live(Text("starting Spark…"), console=console, refresh_per_second=4, transient=args.json) as live:
+    with live_line(console, "starting Spark…", transient=args.json) as show:
 
         def on_batch(counts: dict[str, int]) -> None:
             seen["batches"] += 1
             for name in ("bronze_rows", "silver_inserted", "quarantined", "gold_inserted", "gold_updated"):
                 seen[name] += counts[name]
-            suffix = "" if args.available_now else " · Ctrl-C stops"
-            live.update(Text(_line(seen, started) + suffix))
+            suffix = "" if args.available_now or stop.is_set() else " · Ctrl-C stops"
+            show(_line(seen, started) + suffix)
 
-        previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+        def stopping() -> None:
+            show(orchestrate.STOPPING_SPARK)
+            if not console.is_terminal:
+                console.print(orchestrate.STOPPING_SPARK)
+
         try:
-            totals = run_spark(settings, available_now=args.available_now, stop=stop, on_batch=on_batch)
+            totals, interrupted = orchestrate.interruptible(
+                lambda: run_spark(settings, available_now=args.available_now, stop=stop, on_batch=on_batch),
+                stop,
+                on_interrupt=stopping,
+            )
+        except Interrupted:
+            raise
         except Exception as exc:
-            raise UserError(f"the Spark job failed: {str(exc).splitlines()[0]}") from exc
-        finally:
-            signal.signal(signal.SIGINT, previous)
+            raise UserError(f"the Spark job failed: {first_line(exc)}") from exc
     if args.json:
         print(json.dumps(totals))
     else:
-        console.print(f"[bold]done[/]: {_line(totals, started)}")
+        console.print(f"[bold]{'stopped' if interrupted else 'done'}[/]: {_line(totals, started)}")
+    if interrupted and args.available_now:
+        raise Interrupted("the Spark job stopped after its current micro-batch: run again to continue")
     return 0

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from functions.warehouse import TableNames, ddl_script, dialect_for, warehouse_from_settings
+from pipeline import preflight
 from pipeline.cli import UserError
-from settings import load_settings
 
 DIALECTS = ("sqlserver", "postgresql", "sqlite")
 
@@ -27,7 +27,7 @@ def register(subparsers: Any) -> None:
         help="Create whatever is missing in the configured SQL target (SQL_CONNECTION or SQLite)",
         description="Run the idempotent DDL against SQL_CONNECTION (empty: $PIPELINE_HOME/warehouse.db).",
     )
-    init.set_defaults(handler=handle_init)
+    init.set_defaults(handler=handle_init, uses=(*preflight.STATE, *preflight.SQL))
     script = actions.add_parser(
         "script",
         help="Print (or write) the idempotent DDL script for a dialect",
@@ -37,18 +37,13 @@ def register(subparsers: Any) -> None:
     )
     script.add_argument("--dialect", choices=DIALECTS, required=True, help="the SQL engine")
     script.add_argument("--out", type=Path, help="write the script to this file instead of printing it")
-    script.set_defaults(handler=handle_script)
+    script.set_defaults(handler=handle_script, uses=("SQL_SCHEMA", "SQL_TABLE"))
 
 
 def handle_init(args: argparse.Namespace) -> int:
-    settings = load_settings()
+    settings = preflight.settings_for(args)
     warehouse = warehouse_from_settings(settings)
-    try:
-        warehouse.init_schema()
-    except Exception as exc:
-        if type(exc).__name__ in ("Error", "OperationalError", "InterfaceError"):  # pyodbc / sqlite3
-            raise UserError(f"SQL target failed: {str(exc).splitlines()[0]}") from exc
-        raise
+    warehouse.init_schema()  # ODBC and SQLite failures are one line (pipeline.failures)
     target = (
         settings.sqlite_path if not settings.sql_connection else f"{warehouse.dialect.name} (SQL_CONNECTION)"
     )
@@ -57,7 +52,7 @@ def handle_init(args: argparse.Namespace) -> int:
 
 
 def handle_script(args: argparse.Namespace) -> int:
-    settings = load_settings()
+    settings = preflight.settings_for(args)
     text = ddl_script(dialect_for(args.dialect, TableNames(settings.sql_schema, settings.sql_table)))
     if args.out is None:
         print(text, end="")

@@ -6,11 +6,12 @@ import argparse
 import json
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
+from pipeline import preflight
+from pipeline.cli import add_home_arguments, make_console
 from pipeline.layers import LayerCounts, count_layers
-from settings import load_settings
+from pipeline.statelock import holder
 
 
 def register(subparsers: Any) -> None:
@@ -20,13 +21,17 @@ def register(subparsers: Any) -> None:
         description=(
             "Count what each layer under $PIPELINE_HOME holds: events in the embedded hub, bronze and "
             "quarantine records (with quarantine reasons), silver and gold rows, SQL rows and the sync "
-            "watermark. Layers that do not exist yet count as zero."
+            "watermark, and who is writing the folder now. Layers that do not exist yet count as zero."
         ),
     )
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object (keys hub, bronze, quarantine, ...)"
     )
-    parser.set_defaults(handler=handle)
+    add_home_arguments(parser)
+    parser.set_defaults(handler=handle, uses=USES)
+
+
+USES = (*preflight.STATE, *preflight.HUB, *preflight.SQL, "SILVER_TABLE_URI", "GOLD_TABLE_URI")
 
 
 def status_table(counts: LayerCounts, title: str = "Pipeline status") -> Table:
@@ -44,6 +49,14 @@ def status_table(counts: LayerCounts, title: str = "Pipeline status") -> Table:
         table.add_row("silver quarantine rows", f"{counts.silver_quarantine:,}", "rejected by the Spark job")
     version = "no table yet" if counts.gold_version is None else f"Delta version {counts.gold_version}"
     table.add_row("gold rows", f"{counts.gold:,}", version)
+    spark = counts.spark
+    table.add_row(
+        "Spark job writes",
+        f"{spark.commits:,}",
+        f"silver +{spark.silver_inserted:,}, duplicates skipped {spark.duplicates_skipped:,}, "
+        f"quarantined {spark.quarantined:,}, gold windows merged {spark.gold_windows_merged:,} "
+        "(Delta operation metrics)",
+    )
     table.add_row(
         "SQL rows",
         "?" if counts.sql is None else f"{counts.sql:,}",
@@ -61,13 +74,20 @@ def status_table(counts: LayerCounts, title: str = "Pipeline status") -> Table:
 
 
 def handle(args: argparse.Namespace) -> int:
-    settings = load_settings()
+    settings = preflight.settings_for(args)
     counts = count_layers(settings)
     if args.json:
         print(json.dumps(counts.as_json()))
         return 0
-    console = Console()
+    console = make_console()
     console.print(status_table(counts, title=f"Pipeline status ({settings.home})"))
     if counts.sql_error:
         console.print(counts.sql_error, markup=False, highlight=False)
+    writer = holder(settings.home) if settings.home.is_dir() else None
+    if writer is not None:
+        console.print(
+            f"being written by `{writer.get('command', '?')}` (pid {writer.get('pid', '?')}, "
+            f"since {writer.get('since', '?')})",
+            markup=False,
+        )
     return 0

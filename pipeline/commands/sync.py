@@ -6,10 +6,8 @@ import argparse
 import json
 from typing import Any
 
-from rich.console import Console
-
-from pipeline.cli import UserError
-from settings import load_settings
+from pipeline import preflight
+from pipeline.cli import UserError, make_console
 
 
 def register(subparsers: Any) -> None:
@@ -24,26 +22,22 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("--json", action="store_true", help="print the run's counts as one JSON object")
-    parser.set_defaults(handler=handle)
+    parser.set_defaults(handler=handle, uses=(*preflight.STATE, *preflight.SYNC), writes=True)
 
 
 def handle(args: argparse.Namespace) -> int:
     from pipeline.sync_runner import sync_once
 
-    settings = load_settings()
+    settings = preflight.settings_for(args)
     try:
         result = sync_once(settings)
     except ImportError as exc:
         raise UserError(f"cannot load the Function app: {exc}") from exc
-    except Exception as exc:
-        if type(exc).__name__ in ("Error", "OperationalError", "InterfaceError"):  # pyodbc / sqlite3
-            raise UserError(f"SQL target failed: {str(exc).splitlines()[0]}") from exc
-        raise
     if args.json:
         print(json.dumps(result, default=str))
         return 0
-    console = Console()
-    console.print(f"[bold]sync {result['status']}[/]: {result['message']}")
+    console = make_console()
+    console.print(f"[bold]sync[/]: {result['message']}", highlight=False)
     if result.get("status") == "synced":
         console.print(
             f"upserted {result['rows_upserted']:,} · deleted {result['rows_deleted']:,} · "

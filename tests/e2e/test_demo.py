@@ -61,8 +61,8 @@ def test_demo_runs_every_stage_in_a_new_folder_and_writes_the_report(tmp_path: P
     assert result.returncode == 0, result.stderr[-3000:]
     (home,) = [p for p in tmp_path.iterdir() if p.name.startswith("demo-") and p != existing]
     assert (existing / "keep.txt").read_text() == "x"
-    for row in ("produced", "quarantined (ingest)", "duplicates removed", "silver rows", "gold windows",
-                "SQL rows", "freshness p50", "freshness p95"):  # fmt: skip
+    for row in ("produced", "quarantined (ingest)", "duplicates skipped by the Spark job", "silver rows",
+                "gold windows", "SQL rows", "freshness p50", "freshness p95"):  # fmt: skip
         assert row in result.stdout
     assert str(home / "reports" / "report.html") in result.stdout
     assert (home / "reports" / "gold_temperature.png").stat().st_size > 0
@@ -72,6 +72,14 @@ def test_demo_runs_every_stage_in_a_new_folder_and_writes_the_report(tmp_path: P
     assert counts["bronze"] + counts["quarantine"] == 1500  # every produced event landed somewhere
     assert counts["quarantine"] > 0
     assert 0 < counts["silver"] <= counts["bronze"]
+    # The Spark job's own figures (Delta's operation metrics) add up to what the tables hold.
+    spark = counts["spark"]
+    assert spark["silver_inserted"] == counts["silver"]
+    assert (
+        spark["silver_inserted"] + spark["duplicates_skipped"] + counts["silver_quarantine"]
+        == counts["bronze"]
+    )
+    assert spark["gold_inserted"] == counts["gold"]
     assert counts["gold"] == counts["sql"] > 0
 
 

@@ -27,6 +27,7 @@ import pytest
 from deltalake import DeltaTable
 
 from localhub import LocalConsumer, LocalEventHub
+from pipeline import history
 from pipeline.layers import iter_records, lake_files, parse_utc
 from pipeline.orchestrate import LOCATION_OVERRIDES
 from settings import PROJECT_ROOT, Settings
@@ -205,7 +206,12 @@ def test_report_over_the_run_writes_the_page_and_chart(run: Run) -> None:
     out = _cli(run.env, "-m", "pipeline", "report").stdout
     page = run.home / "reports" / "report.html"
     assert str(page) in out
-    assert page.read_text(encoding="utf-8").count("<svg") == 3
+    text = page.read_text(encoding="utf-8")
+    for section in ("health", "summary", "freshness", "lag", "flow", "quarantine", "duplicates-late",
+                    "sync-history", "gold", "settings"):  # fmt: skip
+        assert f"<section id='{section}'>" in text
+    # Freshness (over time, distribution), lag, flow, quarantine, gold.
+    assert text.count("<svg") == 6
     assert (run.home / "reports" / "gold_temperature.png").stat().st_size > 0
 
 
@@ -252,3 +258,7 @@ def test_continuous_run_delivers_to_sql_and_stops_cleanly_on_ctrl_c(tmp_path: Pa
             raise
         log.close()
     assert code == 0, (tmp_path / "run.log").read_text()[-3000:]
+    samples = history.read(tmp_path / history.LAG_FILE)  # the lag the live line showed, for the report
+    assert samples, "continuous run recorded no lag sample"
+    assert {"at_utc", "hub", "ingest_lag", "spark_pending_files", "sync_lag_versions"} <= set(samples[-1])
+    assert all(0 <= s["hub"] <= len(lines) for s in samples)

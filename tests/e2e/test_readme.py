@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import subprocess
@@ -62,3 +63,36 @@ def test_every_setting_in_the_sample_is_explained() -> None:
 def test_every_linked_doc_exists() -> None:
     for link in _shown(r"\]\(((?:docs|contract)/[^)#]+)\)"):
         assert (PROJECT_ROOT / link).is_file(), link
+
+
+def _commands() -> list[tuple[str, argparse.ArgumentParser]]:
+    """Every `python -m pipeline` command and subcommand with its parser (e.g. `sql script`)."""
+    from pipeline.cli import build_parser
+
+    found: list[tuple[str, argparse.ArgumentParser]] = []
+
+    def walk(prefix: str, parser: argparse.ArgumentParser) -> None:
+        subcommands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subcommands:
+            found.append((prefix, parser))
+        for action in subcommands:
+            for name, sub in action.choices.items():
+                walk(f"{prefix} {name}".strip(), sub)
+
+    walk("", build_parser())
+    return found
+
+
+CLI_REFERENCE = README[README.index("### CLI reference") :]
+CLI_REFERENCE = CLI_REFERENCE[: CLI_REFERENCE.index("\n### ", 1)]
+
+
+@pytest.mark.parametrize(("command", "parser"), _commands(), ids=lambda v: v if isinstance(v, str) else "")
+def test_the_cli_reference_documents_every_command_and_option(
+    command: str, parser: argparse.ArgumentParser
+) -> None:
+    rows = [line for line in CLI_REFERENCE.splitlines() if re.match(rf"\| `{re.escape(command)}[ `]", line)]
+    assert rows, f"`{command}` is missing from the README's CLI reference"
+    options = [o for a in parser._actions for o in a.option_strings if o.startswith("--") and o != "--help"]
+    missing = [option for option in options if not any(option in row for row in rows)]
+    assert not missing, f"{command}: {missing} not in its row of the README's CLI reference"

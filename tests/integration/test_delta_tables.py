@@ -13,26 +13,17 @@ from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
 from functions.gold_source import DeltaGoldSource
+from pipeline.layers import spark_figures
+from settings import load_settings
 from spark.bronze_source import FileSource
 from spark.delta_tables import WINDOW_MINUTES_PROPERTY, DeltaTables, WindowSizeMismatchError
 from spark.job import process_batch
 from spark.lake import LakeConfig
-from tests.fixtures.bronze_files import envelope, weather_body, write_bronze_file
+from tests.fixtures.bronze_files import envelope, lake_at, weather_body, write_bronze_file
 
 pytestmark = [pytest.mark.spark, pytest.mark.integration]
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
-
-
-def make_lake(root: Path) -> LakeConfig:
-    return LakeConfig(
-        bronze_path=str(root / "bronze" / "weather"),
-        bronze_format="jsonl",
-        silver_table=str(root / "silver" / "weather"),
-        quarantine_table=str(root / "silver" / "weather_quarantine"),
-        gold_table=str(root / "gold" / "weather_summary"),
-        checkpoint=str(root / "_checkpoints" / "weather"),
-    )
 
 
 def bronze_file(lake: LakeConfig, bodies: list[Any], first_seq: int = 0, partition: str = "0") -> None:
@@ -72,7 +63,8 @@ def session_defaults(spark: Any, **properties: str) -> Iterator[None]:
 def test_a_replayed_micro_batch_writes_nothing_because_delta_knows_its_transaction(
     spark: Any, tmp_path: Path
 ) -> None:
-    lake = make_lake(tmp_path)
+    settings = load_settings(environ={"PIPELINE_HOME": str(tmp_path)})
+    lake = lake_at(tmp_path / "lake")
     tables = DeltaTables(spark, lake, window_minutes=5)
     tables.prepare()
     bronze_file(lake, [weather_body("Oslo", T0, event_id=f"a{i}") for i in range(5)] + [b"not json"])
@@ -99,25 +91,32 @@ def test_a_replayed_micro_batch_writes_nothing_because_delta_knows_its_transacti
         1,
     )
     assert following["gold_inserted"] == 1 and following["replayed_writes_skipped"] == 0
+    # What status shows comes from the same metrics, as the tables' history keeps them.
+    figures = spark_figures(settings)
+    assert (figures.silver_inserted, figures.duplicates_skipped, figures.quarantined) == (6, 5, 2)
+    assert (figures.gold_inserted, figures.gold_windows_merged, figures.commits) == (2, 2, 6)
 
 
 def test_tables_keep_deletion_vectors_off_whatever_the_platform_defaults_and_gold_its_feed_and_window(
     spark: Any, tmp_path: Path
 ) -> None:
-    lake = make_lake(tmp_path)
+    lake = lake_at(tmp_path)
     tables = DeltaTables(spark, lake, window_minutes=10)
     with session_defaults(spark, enableDeletionVectors="true"):
         tables.prepare()
 
     for table in (lake.silver_table, lake.quarantine_table, lake.gold_table):
         assert tables.table_properties(table)["delta.enableDeletionVectors"] == "false"
+    assert (
+        tables.table_properties(lake.silver_table)["delta.dataSkippingStatsColumns"] == "event_id,event_time"
+    )
     gold = tables.table_properties(lake.gold_table)
     assert gold["delta.enableChangeDataFeed"] == "true" and gold[WINDOW_MINUTES_PROPERTY] == "10"
     assert "deletionVectors" not in (DeltaTable(lake.gold_table).protocol().reader_features or [])
 
 
 def test_gold_built_with_another_window_size_is_refused_with_what_to_do(spark: Any, tmp_path: Path) -> None:
-    lake = make_lake(tmp_path)
+    lake = lake_at(tmp_path)
     DeltaTables(spark, lake, window_minutes=5).prepare()
 
     with pytest.raises(WindowSizeMismatchError, match="holds 5-minute windows, but WINDOW_MINUTES is 10"):
@@ -134,7 +133,7 @@ def gold_changes(lake: LakeConfig, after: int = -1) -> Any:
 def test_the_sync_reader_reads_gold_the_job_updated_by_merge_through_its_change_feed(
     spark: Any, tmp_path: Path
 ) -> None:
-    lake = make_lake(tmp_path)
+    lake = lake_at(tmp_path)
     with session_defaults(spark, enableDeletionVectors="true"):
         tables = DeltaTables(spark, lake, window_minutes=5)
         tables.prepare()

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.integration
 
 # The old policy: 8 retries, 5 s doubling to 5 min, then the host checkpointed past the batch.
 OLD_RETRY_BOUND_SECONDS = sum(min(300, 5 * 2**n) for n in range(8))  # 915 s, about 15 minutes
-FILE_NAME = re.compile(r"/p(?P<partition>\d+)-(?P<first>\d{20})-(?P<last>\d{20})-")
+FILE_NAME = re.compile(r"/p(?P<partition>\d+)-(?P<first>\d{20})-(?P<last>\d{20})[-.]")
 
 
 def consumer_for(settings: Settings) -> LocalConsumer:

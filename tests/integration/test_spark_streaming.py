@@ -25,7 +25,7 @@ from spark.job import JobOptions, run_stream
 from spark.lake import LakeConfig
 from spark.reprocess import reprocess_range
 from spark.watchdog import StalledQueryError
-from tests.fixtures.bronze_files import envelope, weather_body, write_bronze_file
+from tests.fixtures.bronze_files import envelope, lake_at, weather_body, write_bronze_file
 
 pytestmark = [pytest.mark.spark, pytest.mark.integration, pytest.mark.slow]
 
@@ -47,17 +47,6 @@ GOLD_VALUES = [
     "dominant_wind_direction",
     "dominant_conditions",
 ]
-
-
-def make_lake(root: Path, fmt: str) -> LakeConfig:
-    return LakeConfig(
-        bronze_path=str(root / "bronze" / "weather"),
-        bronze_format=fmt,
-        silver_table=str(root / "silver" / "weather"),
-        quarantine_table=str(root / "silver" / "weather_quarantine"),
-        gold_table=str(root / "gold" / "weather_summary"),
-        checkpoint=str(root / "_checkpoints" / "weather"),
-    )
 
 
 def events(n: int, start: datetime, seed: int, prefix: str) -> list[dict[str, Any]]:
@@ -161,7 +150,7 @@ def versions(lake: LakeConfig) -> tuple[int, int, int]:
 def test_bronze_files_reach_delta_once_and_later_files_are_picked_up_incrementally(
     spark: Any, tmp_path: Path, fmt: str
 ) -> None:
-    lake = make_lake(tmp_path, fmt)
+    lake = lake_at(tmp_path, fmt)
     first = events(60, DAY, seed=1, prefix="a")
     seq = write(
         lake, [*first[:30], b'{"eventId": "bad", "location": ""}'], "0", 0, DAY + timedelta(minutes=31)
@@ -200,13 +189,13 @@ def test_a_late_event_and_a_late_duplicate_in_a_later_batch_give_the_gold_of_one
     duplicate = batch_one[7]
     batch_two = [two_hours_late, duplicate, *events(10, DAY + timedelta(minutes=30), seed=4, prefix="d")]
 
-    incremental = make_lake(tmp_path / "incremental", "jsonl.gz")
+    incremental = lake_at(tmp_path / "incremental", "jsonl.gz")
     write(incremental, batch_one, "0", 0, DAY + timedelta(minutes=31))
     stream(spark, incremental)
     write(incremental, batch_two, "2", 0, DAY + timedelta(hours=1, minutes=31))
     stream(spark, incremental)
 
-    single = make_lake(tmp_path / "single", "jsonl.gz")
+    single = lake_at(tmp_path / "single", "jsonl.gz")
     write(single, batch_one, "0", 0, DAY + timedelta(minutes=31))
     write(single, batch_two, "2", 0, DAY + timedelta(hours=1, minutes=31))
     stream(spark, single)
@@ -222,7 +211,7 @@ def test_a_late_event_and_a_late_duplicate_in_a_later_batch_give_the_gold_of_one
 
 def lake_with_one_file(tmp_path: Path, seed: int, prefix: str) -> tuple[LakeConfig, list[dict[str, Any]]]:
     """A lake whose bronze is one file: 40 valid events and one that is not JSON."""
-    lake = make_lake(tmp_path, "jsonl")
+    lake = lake_at(tmp_path, "jsonl")
     bodies = events(40, DAY, seed=seed, prefix=prefix)
     write(lake, [*bodies, b"not json"], "0", 0, DAY + timedelta(minutes=31))
     return lake, bodies
@@ -295,7 +284,7 @@ def test_a_stalled_micro_batch_is_stopped_and_replayed_to_the_result_of_an_unint
 def test_a_query_that_keeps_stalling_fails_with_a_clear_error_and_resumes_on_the_next_run(
     spark: Any, tmp_path: Path
 ) -> None:
-    lake = make_lake(tmp_path, "jsonl")
+    lake = lake_at(tmp_path, "jsonl")
     bodies = events(20, DAY, seed=12, prefix="t")
     write(lake, bodies, "0", 0, DAY + timedelta(minutes=31))
     answered = tmp_path / "answered"
@@ -323,7 +312,7 @@ def test_reprocessing_equals_streaming_and_a_rerun_changes_nothing(spark: Any, t
     day_one = events(40, DAY, seed=6, prefix="f")
     day_two = events(30, DAY + timedelta(days=1), seed=7, prefix="g")
     late = weather_body("Bergen", DAY - timedelta(hours=3), event_id="late")
-    streamed = make_lake(tmp_path / "streamed", "jsonl")
+    streamed = lake_at(tmp_path / "streamed", "jsonl")
     seq = write(streamed, day_one, "0", 0, DAY + timedelta(minutes=31))
     stream(spark, streamed)
     write(streamed, [*day_two, late, day_one[0]], "0", seq, DAY + timedelta(days=1, minutes=31))
@@ -353,7 +342,7 @@ def test_reprocessing_equals_streaming_and_a_rerun_changes_nothing(spark: Any, t
         counts["quarantined"] == 0 and DeltaTable(streamed.quarantine_table).to_pyarrow_table().num_rows == 2
     )
 
-    rebuilt = make_lake(tmp_path / "rebuilt", "jsonl")
+    rebuilt = lake_at(tmp_path / "rebuilt", "jsonl")
     for path in Path(streamed.bronze_path).rglob("*.jsonl"):
         target = Path(rebuilt.bronze_path) / path.relative_to(streamed.bronze_path)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -365,7 +354,7 @@ def test_reprocessing_equals_streaming_and_a_rerun_changes_nothing(spark: Any, t
 
 
 def test_a_processing_time_trigger_keeps_picking_up_files_until_stopped(spark: Any, tmp_path: Path) -> None:
-    lake = make_lake(tmp_path, "jsonl")
+    lake = lake_at(tmp_path, "jsonl")
     bodies = events(20, DAY, seed=8, prefix="h")
     stop = threading.Event()
     result: dict[str, Any] = {}
@@ -422,7 +411,7 @@ def quarantined_files(lake: LakeConfig) -> dict[str, set[tuple[str, ...]]]:
 def test_a_damaged_bronze_file_is_quarantined_whole_and_the_stream_goes_on(
     spark: Any, tmp_path: Path, fmt: str, how: str
 ) -> None:
-    lake = make_lake(tmp_path, fmt)
+    lake = lake_at(tmp_path, fmt)
     damaged_bodies = events(600, DAY, seed=13, prefix="x")
     write(lake, damaged_bodies, "0", 0, DAY + timedelta(minutes=31))
     (damaged,) = Path(lake.bronze_path).rglob(f"*.{fmt}")

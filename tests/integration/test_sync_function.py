@@ -89,15 +89,14 @@ def test_sync_once_fires_the_function_and_returns_its_counts(tmp_path):
     }
 
 
-def test_pipeline_sync_command_prints_json_counts(tmp_path, monkeypatch, capsys):
+def test_pipeline_sync_command_prints_json_counts(tmp_path, capsys):
     import argparse
 
     from pipeline.commands import sync as sync_command
 
     settings = home_settings(tmp_path)
     Gold(settings.gold_table_uri).write([window("Oslo", 0, 1.5)])
-    monkeypatch.setattr(sync_command, "load_settings", lambda: settings)
-    assert sync_command.handle(argparse.Namespace(json=True)) == 0
+    assert sync_command.handle(argparse.Namespace(json=True, settings=settings)) == 0
     printed = json.loads(capsys.readouterr().out)
     assert (printed["status"], printed["rows_upserted"]) == ("synced", 1)
     assert SYNC_FUNCTION_NAME == "sync_gold_to_sql"

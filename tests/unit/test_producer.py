@@ -286,3 +286,32 @@ def test_pending_batches_go_out_after_the_flush_interval_or_the_pending_cap(tmp_
             sender.send(f"x{i}".encode(), f"key-{i % 3}")
         assert client.hub.count() == 13  # the cap flushed without waiting
         assert sender.sent == 13
+
+
+def test_rate_and_duration_send_exactly_rate_times_duration(tmp_path: Path) -> None:
+    assert run_cli(tmp_path, "--duration", "0.5", "--rate", "200") == 0
+    assert len(hub_events(tmp_path / "hub.db")) == 100  # not 101: the event due at 0.5 s is not sent
+
+
+def test_from_file_of_a_folder_says_it_is_a_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--from-file", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert (
+        f"--from-file: {tmp_path} is a folder; give one file of events, one per line"
+        in capsys.readouterr().err
+    )
+
+
+def test_a_line_too_large_to_send_is_named_by_its_line_number(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "events.jsonl"
+    big = b'{"deviceId": "a", "pad": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    source.write_bytes(b"\n".join([b'{"n": 1}', big, b'{"n": 3}', big]) + b"\n")
+    assert run_cli(tmp_path, "--from-file", str(source)) == 0
+    assert sorted(e.body for e in hub_events(tmp_path / "hub.db")) == [b'{"n": 1}', b'{"n": 3}']
+    out = " ".join(capsys.readouterr().out.split())
+    assert "not sent, too large for an event batch: lines 2, 4 of the file" in out

@@ -54,13 +54,14 @@ def bronze_rows(
             r["PartitionId"],
             r["EventId"],
             r["IngestedTimeUtc"],
+            len(records),
             None,
             (rescued or {}).get(i),
             "file:/lake/bronze/f.jsonl",
         )
         for i, r in enumerate(records)
     ]
-    rows += [(None,) * 6 + (line, None, "file:/lake/bronze/f.jsonl") for line in corrupt]
+    rows += [(None,) * 7 + (line, None, "file:/lake/bronze/f.jsonl") for line in corrupt]
     return spark.createDataFrame(rows, ENVELOPE)
 
 
@@ -301,7 +302,7 @@ def test_malformed_bronze_lines_are_kept_in_quarantine_not_dropped(spark: Any) -
     good = record(weather_body("Oslo", T0, event_id="ok"), seq=1)
     frame = bronze_rows(spark, [good], corrupt=('{"SequenceNumber": 3, "Body": ',))
     # An envelope that parsed but has no Body (a writer bug) is malformed too.
-    no_body = [(2, "2026-11-22T07:00:00.000Z", None, "0", "", "2026-11-22T07:00:01.000Z", None, None, "f")]
+    no_body = [(2, "2026-11-22T07:00:00.000Z", None, "0", "", "2026-11-22T07:00:01.000Z", 1, None, None, "f")]
     fixed = frame.unionByName(spark.createDataFrame(no_body, ENVELOPE))
     valid, rejected = bronze_to_silver(fixed, PROCESSED)
     assertDataFrameEqual(valid.select("event_id"), [Row(event_id="ok")])
@@ -332,8 +333,8 @@ def test_avro_bodies_as_bytes_parse_the_same_as_json_lines_and_bad_utf8_is_rejec
     body = json.dumps(weather_body("Oslo", T0, event_id="e-1")).encode()
     at, ingested = "2026-11-22T07:00:00.000Z", "2026-11-22T07:00:01.000Z"
     rows: list[tuple[Any, ...]] = [
-        (0, at, body, "0", "e-1", ingested, None, None, "f"),
-        (1, at, b"\xff\xfe{}", "0", "", ingested, None, None, "f"),
+        (0, at, body, "0", "e-1", ingested, 2, None, None, "f"),
+        (1, at, b"\xff\xfe{}", "0", "", ingested, 2, None, None, "f"),
     ]
     valid, rejected = bronze_to_silver(
         spark.createDataFrame(rows, envelope_schema(T.BinaryType())), PROCESSED
@@ -612,3 +613,35 @@ def test_the_python_step_returns_an_empty_batch_for_an_empty_one() -> None:
 
     out = check_arrow(_check_inputs([], [], []))
     assert out.num_rows == 0 and out.schema == _CHECKED_ARROW_SCHEMA
+
+
+@pytest.mark.parametrize(
+    ("rows", "sequenced", "written", "incomplete"),
+    [
+        (3, 3, 3, False),  # as written
+        (2, 2, 3, True),  # cut short (truncated, cut on a line boundary, a block skipped)
+        (4, 4, 3, True),  # more lines than written
+        (3, 2, 3, True),  # a line that lost its envelope (damaged bytes, a cut line)
+        (5, 5, None, False),  # written before files carried their count: nothing to check
+    ],
+)
+def test_a_file_is_incomplete_when_its_readable_records_are_not_the_ones_it_was_written_with(
+    rows: int, sequenced: int, written: int | None, incomplete: bool
+) -> None:
+    from spark.transforms import is_incomplete
+
+    assert is_incomplete(rows, sequenced, written) is incomplete
+
+
+def test_file_counts_count_each_files_rows_sequenced_rows_and_valid_rows(spark: Any) -> None:
+    from spark.transforms import check_bronze, file_counts
+
+    good = [record(weather_body("Oslo", T0, event_id=f"g{i}"), seq=i) for i in range(3)]
+    bad = record(b'{"eventId": "bad"}', seq=3)
+    frame = bronze_rows(spark, [*good, bad], corrupt=('{"SequenceNumber": 4, "Bo',))
+
+    counts = file_counts(check_bronze(frame, PROCESSED))
+
+    assertDataFrameEqual(
+        counts, [Row(source_file="file:/lake/bronze/f.jsonl", rows=5, sequenced=4, written=4, valid=3)]
+    )

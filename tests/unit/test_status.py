@@ -103,7 +103,13 @@ def test_fresh_home_counts_zero_and_creates_nothing(tmp_path: Path) -> None:
     assert counts == {
         "hub": 0, "bronze": 0, "quarantine": 0, "quarantine_reasons": {}, "silver": 0, "gold": 0,
         "sql": 0, "watermark": None, "silver_quarantine": 0, "hub_backlog": 0, "bronze_files": 0,
-        "gold_version": None, "watermark_synced_at": None, "sql_error": None,
+        "gold_version": None, "watermark_synced_at": None,
+        "spark": {
+            "commits": 0, "silver_inserted": 0, "silver_updated": 0, "silver_deleted": 0,
+            "duplicates_skipped": 0, "quarantined": 0, "gold_inserted": 0, "gold_updated": 0,
+            "gold_deleted": 0, "gold_windows_merged": 0,
+        },
+        "sql_error": None,
     }  # fmt: skip
     assert not home.exists()
 

@@ -12,6 +12,7 @@ from functions.warehouse import SqlServerDialect, TableNames, ddl_script
 from pipeline.cli import UserError
 from pipeline.commands import powerbi, sql
 from pipeline.commands import sync as sync_command
+from pipeline.failures import describe
 from settings import load_settings
 
 
@@ -70,10 +71,10 @@ def test_sql_script_prints_the_dialects_ddl(capsys):
     )
 
 
-def test_sql_init_creates_the_sqlite_warehouse(tmp_path, monkeypatch, capsys):
+def test_sql_init_creates_the_sqlite_warehouse(tmp_path, capsys):
     settings = load_settings(environ={"PIPELINE_HOME": str(tmp_path)})
-    monkeypatch.setattr(sql, "load_settings", lambda: settings)
     args = parser_with(sql).parse_args(["sql", "init"])
+    args.settings = settings
     assert args.handler(args) == 0
     assert args.handler(args) == 0  # idempotent
     conn = sqlite3.connect(tmp_path / "warehouse.db")
@@ -83,13 +84,16 @@ def test_sql_init_creates_the_sqlite_warehouse(tmp_path, monkeypatch, capsys):
     assert "SQL schema ready" in capsys.readouterr().out
 
 
-def test_sql_init_with_an_unreachable_target_is_one_clear_error(monkeypatch):
+def test_sql_init_with_an_unreachable_target_is_one_clear_error():
     settings = load_settings(
         environ={
             "SQL_CONNECTION": "Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=1;Database=x;Uid=u;Pwd="
         }
     )
-    monkeypatch.setattr(sql, "load_settings", lambda: settings)
     args = parser_with(sql).parse_args(["sql", "init"])
-    with pytest.raises(UserError, match="SQL target failed"):
+    args.settings = settings
+    with pytest.raises(Exception) as raised:
         args.handler(args)
+    message = describe(raised.value, settings)
+    assert message is not None and message.startswith("the SQL target (SQL_CONNECTION) failed: ")
+    assert "\n" not in message
