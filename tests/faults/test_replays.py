@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ import pytest
 from deltalake import DeltaTable
 
 from localhub import LocalConsumer, LocalEventHub
+from pipeline.host import LocalFunctionsHost
 from settings import PROJECT_ROOT
 from tests.faults.harness import FaultRow, Pipeline, settle_and_check
 
@@ -78,45 +79,47 @@ def test_the_whole_hub_replayed_from_the_start_changes_no_layer(
     settle_and_check(pipe, fault)
 
 
-def _start_ingest(pipe: Pipeline, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "pipeline", "ingest"],
-            cwd=PROJECT_ROOT,
-            env=pipe.environment(LOCAL_HOST_TIME_SCALE="0.01"),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
 def test_two_ingest_hosts_at_once_on_one_consumer_group_double_nothing(
     tmp_path: Path, spark: Any, fault: FaultRow
 ) -> None:
     fault.name = "two ingest hosts at once on one consumer group"
     pipe = Pipeline.create(tmp_path / "home")
     pipe.send(150)  # there before the hosts start: both take the same first batches
-    hosts = [_start_ingest(pipe, tmp_path / f"host-{n}.log") for n in (1, 2)]
+    # One host is `pipeline ingest` (holding the folder's writer lock), the other the same local
+    # host in this process, as a second Functions instance would run beside it.
+    log = tmp_path / "host.log"
+    with log.open("wb") as out:
+        cli_host = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "ingest"],
+            cwd=PROJECT_ROOT,
+            env=pipe.environment(LOCAL_HOST_TIME_SCALE="0.01"),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    stop = threading.Event()
+    in_process = LocalFunctionsHost(pipe.with_values(LOCAL_HOST_TIME_SCALE="0.01"))
+    serving = threading.Thread(target=in_process.serve, args=(stop,))
+    serving.start()
     try:
         for _ in range(3):  # more while both run: their batches need not line up any more
             time.sleep(1.0)
             pipe.send(100)
         deadline = time.monotonic() + 120
         while backlog(pipe) and time.monotonic() < deadline:
-            assert all(h.poll() is None for h in hosts), [
-                (tmp_path / f"host-{n}.log").read_text() for n in (1, 2)
-            ]
+            assert cli_host.poll() is None, log.read_text()[-2000:]
             time.sleep(0.2)
         assert backlog(pipe) == 0
     finally:
-        for host in hosts:
-            if host.poll() is None:
-                host.send_signal(signal.SIGINT)
-        codes = [host.wait(60) for host in hosts]
-    assert codes == [0, 0], [(tmp_path / f"host-{n}.log").read_text()[-2000:] for n in (1, 2)]
+        stop.set()
+        if cli_host.poll() is None:
+            cli_host.send_signal(signal.SIGINT)
+        code = cli_host.wait(60)
+        serving.join(60)
+    assert code == 0, log.read_text()[-2000:]
+    assert in_process.summary.events > 0  # both hosts took batches
 
     pipe.spark()
     pipe.sync()
 
     report = settle_and_check(pipe, fault)
     assert report["checks"]["hub_bronze"]["counts"]["hub_events"] == pipe.corpus.bodies_sent
-    assert os.listdir(pipe.settings.local_lake_path / "bronze")  # both wrote into one lake

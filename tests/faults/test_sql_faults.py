@@ -133,11 +133,16 @@ def test_postgres_stopped_mid_sync_leaves_the_watermark_and_the_next_sync_is_exa
     settle_and_check(pipe, fault)
 
 
-def _sync_process(pipe: Pipeline) -> subprocess.Popen[str]:
+def _sync_process(pipe: Pipeline, instance: Path | None = None) -> subprocess.Popen[str]:
+    """`pipeline sync` on this pipeline's gold and SQL; with ``instance``, as another Function
+    instance would run it: a state folder of its own (the CLI allows one writer per folder)."""
+    other = (
+        {"PIPELINE_HOME": str(instance), "GOLD_TABLE_URI": pipe.settings.gold_table_uri} if instance else {}
+    )
     return subprocess.Popen(
         [sys.executable, "-m", "pipeline", "sync", "--json"],
         cwd=PROJECT_ROOT,
-        env=pipe.environment(),
+        env=pipe.environment(**other),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -158,7 +163,7 @@ def test_two_syncs_at_once_write_each_gold_change_once(
         gold_version = DeltaTable(pipe.settings.gold_table_uri).version()
         watermark, _, runs = sql_state(pipe)
         with table_locked(pg):
-            syncs = [_sync_process(pipe) for _ in range(2)]
+            syncs = [_sync_process(pipe), _sync_process(pipe, tmp_path / "second-instance")]
             # Both inside their transactions: one waits at the table, the other at the watermark row.
             wait_until(lambda: len(waiting_backends(pg)) >= 2, 120, "both syncs to wait")
         outputs = [p.communicate(timeout=120) for p in syncs]
