@@ -55,6 +55,7 @@ from pipeline.layers import (
     hub_event_table,
     lake_table,
     parse_utc,
+    plausible_records,
     watermark,
 )
 from pipeline.reingest import HubRange, HubReadError, LocalHubRange, rebuild_batch
@@ -233,7 +234,9 @@ def _read_lake(lake: LakeStorage, settings: Settings) -> _Lake:
         indexes = pa.array(sorted(gone), pa.int32())
         records = records.filter(pc.invert(pc.is_in(records[FILE_COLUMN], value_set=indexes)))
     unreadable = {i: why for i, why in bronze.damaged.items() if i not in gone}
-    return _Lake(records, bronze.files, quarantine.table, quarantine.files, unreadable, gone)
+    records = plausible_records(records, bronze.files, set(unreadable))
+    rejected = plausible_records(quarantine.table, quarantine.files, set(quarantine.damaged))
+    return _Lake(records, bronze.files, rejected, quarantine.files, unreadable, gone)
 
 
 def _hub_keys(records: pa.Table, files: list[str], tag: str) -> tuple[pa.Table, int]:
@@ -464,12 +467,13 @@ def find_damaged(
                 "written": pc.fill_null(bronze[RECORDS_IN_FILE], 0),
             }
         )
-        .group_by(FILE_COLUMN)
-        .aggregate([([], "count_all"), ("sequence_number", "count_distinct"), ("written", "max")])
+        # In file order: a damaged file's first record comes before the damage, so its
+        # RecordsInFile is the one the file was written with.
+        .group_by(FILE_COLUMN, use_threads=False)
+        .aggregate([([], "count_all"), ("sequence_number", "count_distinct"), ("written", "first")])
     )
-    rows = {
-        f: (n, d, w) for f, n, d, w in zip(*(stats[c].to_pylist() for c in stats.column_names), strict=True)
-    }
+    columns = [FILE_COLUMN, "count_all", "sequence_number_count_distinct", "written_first"]
+    rows = {f: (n, d, w) for f, n, d, w in zip(*(stats[c].to_pylist() for c in columns), strict=True)}
     problems: dict[int, str] = dict(lake.unreadable)
     for index, (count, distinct, written) in rows.items():
         if written and not count == distinct == written and index not in problems:
@@ -1036,7 +1040,9 @@ def run_audit(
         check_gold_sql(settings, gold_table, gold_version),
     ]
     utf8 = pc.fill_null(pc.equal(files.quarantine["BodyEncoding"], "utf8"), False)
-    bodies = _concat(files.quarantine["Body"].filter(utf8), silver_quarantine["body"]).to_pylist()
+    # As bytes: a damaged file's rows in the silver quarantine may hold bodies that are not UTF-8.
+    raw = _concat(files.quarantine["Body"].filter(utf8), silver_quarantine["body"])
+    bodies = [b.decode("utf-8", "replace") if b else None for b in pc.cast(raw, pa.binary()).to_pylist()]
     checks.append(check_devices(events, _quarantined_device_seqs(bodies)))
     return AuditReport(checks, time.monotonic() - started, damaged)
 

@@ -37,7 +37,7 @@ from isal import igzip
 from contract.bronze import EXACT_ENQUEUED_TIME, FORMATS, RECORDS_IN_FILE
 from functions.bronze import format_of
 from functions.lake import LakeStorage, LocalLake
-from pipeline.bronze_names import superseded
+from pipeline.bronze_names import BronzeName, superseded
 from settings import Settings
 from spark.lake import SPARK_WRITER
 
@@ -362,6 +362,36 @@ def _typed(values: list[Any], kind: pa.DataType) -> pa.Array:
         return pa.array(kept, kind)
 
 
+_RFC3339_MS = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
+
+
+def plausible_records(records: pa.Table, files: list[str], damaged: set[int]) -> pa.Table:
+    """Records of damaged files only where they are what their file's name says they can be.
+
+    The bytes after a damaged place in an Avro block can still decode as records, with made-up
+    values: such a record is not counted as an event (its partition, sequence number outside the
+    name's range, or enqueued time would be taken at face value otherwise). Whole files are kept.
+    """
+    if not damaged or not records.num_rows:
+        return records
+    suspect = pc.is_in(records[FILE_COLUMN], value_set=pa.array(sorted(damaged), pa.int32()))
+    good = pc.match_substring_regex(pc.fill_null(records["EnqueuedTimeUtc"], ""), _RFC3339_MS)
+    for index in damaged:
+        name = BronzeName.parse(files[index])
+        if name is None or name.partition is None:
+            continue
+        in_file = pc.equal(records[FILE_COLUMN], index)
+        fits = pc.and_(
+            pc.equal(pc.fill_null(records["PartitionId"], ""), name.partition),
+            pc.and_(
+                pc.greater_equal(records["SequenceNumber"], name.first_sequence_number),
+                pc.less_equal(records["SequenceNumber"], name.last_sequence_number),
+            ),
+        )
+        good = pc.and_(good, pc.or_(pc.invert(in_file), pc.fill_null(fits, False)))
+    return records.filter(pc.or_(pc.invert(suspect), good))
+
+
 def hub_event_table(path: Path, hub_name: str) -> pa.Table | None:
     """Every event an embedded hub holds, as ``partition`` (int32), ``sequence_number`` and
     ``enqueued_ms`` (int64) columns; None when the file holds no hub of that name.
@@ -532,7 +562,7 @@ def bronze_events(settings: Settings) -> tuple[int, int]:
     records = lake_table(
         LocalLake(settings.local_lake_path), settings.bronze_container, settings.bronze_stream, fields
     )
-    table = records.table
+    table = plausible_records(records.table, records.files, set(records.damaged))
     gone = superseded(records.files)
     if gone:
         indexes = pa.array([i for i, f in enumerate(records.files) if f in gone], pa.int32())

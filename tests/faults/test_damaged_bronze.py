@@ -91,6 +91,18 @@ def readable_avro_records(path: Path) -> int:
     return count
 
 
+def genuine_avro_records(path: Path, written: list[dict[str, Any]]) -> int:
+    """Records fastavro reads from a damaged Avro file that are records the file was written with."""
+    originals = {(r["SequenceNumber"], r["EventId"], r["Body"]) for r in written}
+    count = 0
+    try:
+        for record in fastavro.reader(io.BytesIO(path.read_bytes())):
+            count += (record["SequenceNumber"], record["EventId"], record["Body"]) in originals  # type: ignore[call-overload,index]
+    except Exception:
+        pass
+    return count
+
+
 def damage(pipe: Pipeline, damages: list[Callable[[Path], None]]) -> dict[str, list[dict[str, Any]]]:
     """Damage the largest bronze files, one way each; return every file's records as written."""
     fmt = pipe.settings.bronze_format
@@ -190,7 +202,8 @@ def test_avro_with_a_damaged_block_or_header_is_found_never_blocks_and_is_repair
         ],
     )
     no_block, part_block, no_header = list(written)[:3]
-    readable = readable_avro_records(next((pipe.settings.local_lake_path / "bronze").rglob(part_block)))
+    part_path = next((pipe.settings.local_lake_path / "bronze").rglob(part_block))
+    readable, genuine = readable_avro_records(part_path), genuine_avro_records(part_path, written[part_block])
 
     totals = pipe.spark()  # returns: the stream is not held back
     pipe.sync()
@@ -208,7 +221,10 @@ def test_avro_with_a_damaged_block_or_header_is_found_never_blocks_and_is_repair
         },
     )
     assert status.returncode == 0 and "Traceback" not in status.stderr, status.stderr
-    assert json.loads(status.stdout)["bronze"] == len(written["(undamaged)"]) + readable
+    # Bytes after the damaged place may decode as a made-up record or two: counted or not, the
+    # genuine ones are.
+    counted = json.loads(status.stdout)["bronze"] - len(written["(undamaged)"])
+    assert genuine <= counted <= readable
     repair = run_python(pipe.environment(), "-m", "pipeline", "repair", "--json", timeout=600)
     assert repair.returncode == 0, repair.stderr[-3000:]
     done = json.loads(repair.stdout)
