@@ -590,8 +590,15 @@ def _files_of(keys: pa.Table, one: pa.Table, files: list[str]) -> list[str]:
     return sorted({files[i] for i in matched[FILE_COLUMN].to_pylist()})
 
 
-def check_bronze_silver(lake: _Lake, silver: pa.Table, silver_quarantine: pa.Table) -> Check:
-    """Every distinct bronze event id in exactly one of silver (once) and the silver quarantine."""
+def check_bronze_silver(
+    lake: _Lake, silver: pa.Table, silver_quarantine: pa.Table, damaged: Sequence[DamagedFile] = ()
+) -> Check:
+    """Every distinct bronze event id in exactly one of silver (once) and the silver quarantine.
+
+    An event only a damaged file holds and that went nowhere is counted as ``damaged``, not lost
+    (the bronze files check fails until it is repaired), and what the silver quarantine holds of
+    a damaged file's made-up records is not ``unexpected``.
+    """
     check = Check(
         "bronze_silver",
         "bronze → silver + silver quarantine",
@@ -617,20 +624,27 @@ def check_bronze_silver(lake: _Lake, silver: pa.Table, silver_quarantine: pa.Tab
         if f
     }
     processed = np.array([_file_tail(f) in read_by_spark for f in lake.bronze_files] or [False], dtype=bool)
+    damaged_tails = {_file_tail(d.file) for d in damaged}
+    in_damaged = np.array([_file_tail(f) in damaged_tails for f in lake.bronze_files] or [False], dtype=bool)
     bronze_missing = lake.bronze.filter(pc.is_in(lake.bronze["EventId"], value_set=missing))
+    files = bronze_missing[FILE_COLUMN].to_numpy()
     seen = pa.table(
-        {
-            "EventId": bronze_missing["EventId"],
-            "processed": processed[bronze_missing[FILE_COLUMN].to_numpy()],
-        }
+        {"EventId": bronze_missing["EventId"], "processed": processed[files], "damaged": in_damaged[files]}
     )
-    by_id = seen.group_by("EventId").aggregate([("processed", "any")])
+    by_id = seen.group_by("EventId").aggregate([("processed", "any"), ("damaged", "all")])
+    held = by_id.filter(by_id["damaged_all"])["EventId"]
+    by_id = by_id.filter(pc.invert(by_id["damaged_all"]))
     lost = by_id.filter(by_id["processed_any"])["EventId"]
     pending = by_id.filter(pc.invert(by_id["processed_any"]))["EventId"]
     repeated = pa.table({"event_id": silver_ids}).group_by("event_id").aggregate([([], "count_all")])
     repeated = repeated.filter(pc.greater(repeated["count_all"], 1))
     both = pc.filter(silver_distinct, pc.is_in(silver_distinct, value_set=rejected_ids))
-    downstream_ids = pc.unique(downstream)
+    vouched = rejected_ids  # quarantined ids that must come from bronze
+    if damaged_tails:
+        tails = pa.array([_file_tail(f) if f else "" for f in silver_quarantine["source_file"].to_pylist()])
+        from_damaged = pc.is_in(tails, value_set=pa.array(sorted(damaged_tails)))
+        vouched = pc.unique(pc.drop_null(silver_quarantine.filter(pc.invert(from_damaged))["event_id"]))
+    downstream_ids = pc.unique(_concat(silver_distinct, vouched))
     unexpected = pc.filter(downstream_ids, pc.invert(pc.is_in(downstream_ids, value_set=bronze_ids)))
     check.counts = {
         "bronze_events": len(bronze_ids),
@@ -640,6 +654,7 @@ def check_bronze_silver(lake: _Lake, silver: pa.Table, silver_quarantine: pa.Tab
         "doubled": len(silver_ids) - len(silver_distinct) + len(both),
         "unexpected": len(unexpected),
         "pending": len(pending),
+        "damaged": len(held),
         "silver_quarantine_without_id": silver_quarantine.num_rows
         - int(pc.sum(pc.is_valid(silver_quarantine["event_id"])).as_py() or 0),
     }
@@ -1035,7 +1050,7 @@ def run_audit(
     checks = [
         check_hub_bronze(settings, files, match, hub_skipped, damaged),
         check_bronze_files(files, damaged),
-        check_bronze_silver(files, silver, silver_quarantine),
+        check_bronze_silver(files, silver, silver_quarantine, damaged),
         check_silver_gold(events, gold_table, settings.window_minutes),
         check_gold_sql(settings, gold_table, gold_version),
     ]
