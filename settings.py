@@ -269,7 +269,7 @@ class Settings:
         schedule = self.get("SYNC_SCHEDULE", "0 */1 * * * *")
         fields = schedule.split()
         # Only the shape here: settings.py is deployed, and the Functions host (locally
-        # pipeline/host.py, with croniter) checks the expression itself when it indexes the timer.
+        # pipeline/host/indexing.py, with croniter) checks the expression itself when it indexes the timer.
         problem = "" if len(fields) == 6 else f"has {len(fields)} fields"
         if problem:
             raise SettingsError(

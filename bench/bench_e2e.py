@@ -8,7 +8,7 @@ the run with Ctrl-C (SIGINT) and reads freshness as docs/architecture.md defines
 baselines: how long each earlier stage took for the same events (enqueue → bronze, enqueue →
 silver), and the schedule's own floor.
 
-Targets: p95 ≤ 60 s; nothing lost (SQL event_count total == events produced, all valid and
+Targets: p95 ≤ 30 s; nothing lost (SQL event_count total == events produced, all valid and
 unique); the run stops cleanly (exit 0). Exit 1 if any is missed.
 """
 
@@ -33,7 +33,7 @@ RATE = int(os.environ.get("BENCH_E2E_RATE", "1000"))
 DURATION = int(os.environ.get("BENCH_E2E_SECONDS", "120"))
 TRIGGER_SECONDS = 10
 SYNC_SECONDS = 15
-TARGET_P95 = 60.0
+TARGET_P95 = 30.0
 CATCH_UP_TIMEOUT = 240
 WARM_UP_EVENTS = 200
 

@@ -54,9 +54,9 @@ def prepare(args: argparse.Namespace) -> Settings:
 def check_schedule(schedule: str) -> None:
     """The timer's NCRONTAB expression, checked as the Functions host will (settings.py, which is
     deployed, checks only its six fields)."""
-    from croniter import croniter
+    from pipeline.host.indexing import is_ncrontab
 
-    if not croniter.is_valid(schedule, second_at_beginning=True):
+    if not is_ncrontab(schedule):
         raise SettingsError(
             f"SYNC_SCHEDULE must be an NCRONTAB expression of six fields, seconds first "
             f"(e.g. '0 */1 * * * *'): {schedule!r} is not a valid schedule"

@@ -29,7 +29,9 @@ EXAMPLE_BODY_CHARS = 160
 FIELD_OF_REASON = {"future_time": "eventTime"}  # reasons without a ":field" that still name one
 SYNC_RUNS_SHOWN = 20
 COMMANDS_SHOWN = 10
-FRESHNESS_TARGET_SECONDS = 60.0  # the p95 target of bench_e2e (README, "Benchmarks")
+# A health threshold, looser than bench_e2e's steady-state 30 s: a one-shot run --once or demo
+# (every stage once, in turn) meets it too.
+FRESHNESS_TARGET_SECONDS = 60.0
 QUARANTINE_WARN_SHARE = 0.05
 STAGES = ("enqueued in the hub", "ingested (bronze + quarantine)", "processed into silver", "visible in SQL")
 

@@ -129,6 +129,11 @@ class DeltaTables:
         self.spark = spark
         self.lake = lake
         self.window_minutes = window_minutes
+        # Event dates silver is known to hold rows on: a running stream stops asking (one Spark job
+        # per micro-batch). Only "holds rows" is remembered, which stays true while this writer
+        # runs (nothing else deletes silver rows then: reprocessing needs the stream stopped), and
+        # a wrong "holds rows" would only take the MERGE path, which is always correct.
+        self._dates_with_rows: set[date] = set()
 
     # --- tables ----------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -189,7 +194,15 @@ class DeltaTables:
 
     def silver_has_dates(self, event_dates: list[date]) -> bool:
         """Whether silver holds any row on these event dates."""
-        return bool(event_dates) and bool(self.read_silver(event_dates).limit(1).count())
+        if not event_dates:
+            return False
+        if set(event_dates) & self._dates_with_rows:
+            return True
+        return bool(self.read_silver(event_dates).limit(1).count())
+
+    def _note_silver_rows(self, event_dates: list[date], result: WriteResult) -> None:
+        if result.inserted or result.skipped:
+            self._dates_with_rows.update(event_dates)
 
     # --- writes ----------------------------------------------------------------------------------
     def _append(self, table: str, rows: DataFrame, txn: Txn, valid_rows: int | None = None) -> WriteResult:
@@ -251,7 +264,9 @@ class DeltaTables:
         ``valid_rows`` (the batch's valid rows before deduplication) is recorded with the commit.
         """
         if dates_are_new:
-            return self._append(self.lake.silver_table, rows, txn, valid_rows)
+            result = self._append(self.lake.silver_table, rows, txn, valid_rows)
+            self._note_silver_rows(dates, result)
+            return result
         merger = (
             self._delta(self.lake.silver_table)
             .alias("t")
@@ -262,7 +277,9 @@ class DeltaTables:
             )
             .whenNotMatchedInsertAll()
         )
-        return self._execute(merger, txn, valid_rows)
+        result = self._execute(merger, txn, valid_rows)
+        self._note_silver_rows(dates, result)
+        return result
 
     def append_quarantine(self, rows: DataFrame, txn: Txn | None) -> WriteResult:
         """Insert rejected rows not already quarantined (keyed by file, partition, sequence, text)."""

@@ -82,7 +82,7 @@ def worker_batch(
 def ingest_function() -> Any:
     """The ingest function as function_app.py registers it."""
     import function_app
-    from pipeline.host import app_functions
+    from pipeline.host.indexing import app_functions
 
     [function] = [f for f in app_functions(function_app.app) if f.get_function_name() == "ingest"]
     return function

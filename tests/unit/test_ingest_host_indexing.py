@@ -10,14 +10,10 @@ from pathlib import Path
 import azure.functions as func
 import pytest
 
-from pipeline.host import (
-    EventHubsOptions,
-    HostError,
-    LocalFunctionsHost,
-    RetryPolicy,
-    index_app,
-    read_host_json,
-)
+from pipeline.host import HostError, LocalFunctionsHost
+from pipeline.host.host_json import EventHubsOptions, read_host_json
+from pipeline.host.indexing import index_app
+from pipeline.host.retry import RetryPolicy
 from settings import PROJECT_ROOT, load_settings
 
 
