@@ -62,6 +62,14 @@ test-integration: install ## Tests against real servers (Azurite, PostgreSQL) an
 test-e2e: install ## The whole pipeline on a small run
 	$(PY) -m pytest tests/e2e -q
 
+# The fault matrix (tests/faults, also part of `make test`). As root it mounts small tmpfs lakes
+# (a full disk, a read-only folder); elsewhere a lake adapter fails the same way.
+test-faults: install ## Faults (outages, kills, replays, damaged bronze): nothing lost, audit ok, SQL exact
+	$(PY) -m pytest tests/faults -q
+
+faults: install ## Run the fault matrix and print it: fault | events | lost | doubled | audit | result
+	$(PY) -m pytest tests/faults -q --tb=line -p no:warnings
+
 lint: install ## ruff and mypy
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -77,4 +85,4 @@ bench: install ## Benchmarks with same-run baselines (takes several minutes)
 clean-state: ## Delete .local/ (the default state folder and every demo-* folder); a PIPELINE_HOME elsewhere stays
 	rm -rf .local
 
-.PHONY: help prereqs install path worker-env demo test test-unit test-integration test-e2e lint format bench clean-state
+.PHONY: help prereqs install path worker-env demo test test-unit test-integration test-e2e test-faults faults lint format bench clean-state

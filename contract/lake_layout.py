@@ -19,6 +19,7 @@ starting with ``_``; readers skip such names and names starting with ``.``.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -129,6 +130,31 @@ class BatchName:
         """The file name without its format extension."""
         return self.batch_stem + "".join(f"-{marker}-{digest}" for marker, digest in self.suffixes)
 
+    @property
+    def first_enqueued_ms(self) -> int:
+        """The first event's enqueued time as epoch milliseconds."""
+        return round(self.first_enqueued.timestamp() * 1000)
+
+    @property
+    def conflict_digest(self) -> str | None:
+        """The digest of a conflict name (``-conflict-<digest>``), else None."""
+        return next((digest for marker, digest in self.suffixes if marker == CONFLICT_MARKER), None)
+
+    @property
+    def is_repair(self) -> bool:
+        """Whether this names a repair (its last suffix is ``-repair-<digest>``)."""
+        return bool(self.suffixes) and self.suffixes[-1][0] == REPAIR_MARKER
+
+    @property
+    def batch(self) -> BatchName:
+        """The name without suffixes: the batch's usual name."""
+        return replace(self, suffixes=())
+
+    @property
+    def without_last_suffix(self) -> BatchName:
+        """The name of the file this one is a second file of (a repair's damaged file)."""
+        return replace(self, suffixes=self.suffixes[:-1])
+
     def with_suffix(self, marker: str, digest: str) -> BatchName:
         """The name of a second file of the same batch (same folder)."""
         return replace(self, suffixes=(*self.suffixes, (marker, digest)))
@@ -195,3 +221,27 @@ def is_data_file(path: str) -> bool:
     Readers count such files whatever their stem (hand-made files, older names)."""
     name = path.rsplit("/", 1)[-1]
     return not name.startswith(UNFINISHED_PREFIXES) and any(name.endswith("." + fmt) for fmt in FORMATS)
+
+
+def repair_of(file: BatchFile, digest: str) -> BatchFile:
+    """Where ``pipeline repair`` writes a damaged file's events again (same folder and format)."""
+    return file.name.with_suffix(REPAIR_MARKER, digest).file(file.format)
+
+
+def superseded(paths: Iterable[str]) -> set[str]:
+    """The files a repair supersedes: those with a ``<stem>-repair-<digest>`` file of their format
+    beside them (a damaged repair is in turn superseded by its own repair)."""
+    files = {path: file for path in paths if (file := parse_path(path)) is not None}
+    by_name = {(file.name, file.format): path for path, file in files.items()}
+    return {
+        original
+        for file in files.values()
+        if file.name.is_repair
+        and (original := by_name.get((file.name.without_last_suffix, file.format))) is not None
+    }
+
+
+def batch_name(path: str) -> BatchName | None:
+    """The batch a file's path names; None when it is not one the ingest Function or a repair writes."""
+    file = parse_path(path)
+    return file.name if file is not None else None

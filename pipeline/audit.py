@@ -39,9 +39,9 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from contract.bronze import BODY_UTF8
+from contract.bronze import BODY_UTF8, BRONZE_INCOMPLETE, BRONZE_UNREADABLE, RECORDS_IN_FILE
 from contract.gold import GOLD_COLUMN_TYPES, GOLD_COLUMNS, GOLD_KEY
-from contract.lake_layout import CONFLICT_MARKER, parse_path
+from contract.lake_layout import CONFLICT_MARKER, BatchName, batch_name, parse_path, superseded
 from functions.gold_source import storage_options_from_settings
 from functions.ingest_core import hub_tag
 from functions.lake import LakeStorage, lake_from_settings
@@ -54,8 +54,10 @@ from pipeline.layers import (
     hub_event_table,
     lake_table,
     parse_utc,
+    plausible_records,
     watermark,
 )
+from pipeline.reingest import HubRange, HubReadError, LocalHubRange, rebuild_batch
 from settings import Settings
 
 EXAMPLES = 20
@@ -125,6 +127,7 @@ class AuditReport:
 
     checks: list[Check]
     seconds: float = 0.0
+    damaged: list[DamagedFile] = field(default_factory=list)
 
     def _sum(self, count: str) -> int:
         return sum(c.counts.get(count, 0) for c in self.checks if not c.report_only)
@@ -145,6 +148,8 @@ class AuditReport:
             "devices_with_gaps": devices.counts.get("devices_with_gaps", 0) if devices else 0,
             "unexpected": self._sum("unexpected"),
             "pending": self._sum("pending"),
+            "damaged": len(self.damaged),
+            "damaged_files": [d.as_json() for d in self.damaged],
             "checks": {c.name: c.as_json() for c in self.checks},
             "seconds": round(self.seconds, 3),
         }
@@ -200,21 +205,37 @@ def _file_tail(path: str) -> str:
 
 @dataclass
 class _Lake:
-    """What the checks read from the lake, once."""
+    """What the checks read from the lake, once.
+
+    ``bronze`` holds the records of the bronze files that count: a file a repair superseded
+    (``superseded``, indexes into ``bronze_files``) is left out, its repair counts instead.
+    ``unreadable`` names the files that could not be read whole (index: why not).
+    """
 
     bronze: pa.Table
     bronze_files: list[str]
     quarantine: pa.Table
     quarantine_files: list[str]
+    unreadable: dict[int, str] = field(default_factory=dict)
+    superseded: set[int] = field(default_factory=set)
 
 
 def _read_lake(lake: LakeStorage, settings: Settings) -> _Lake:
     fields = ["PartitionId", "SequenceNumber", "EnqueuedTimeUtc", "EventId"]
-    bronze = lake_table(lake, settings.bronze_container, settings.bronze_stream, fields)
+    bronze = lake_table(lake, settings.bronze_container, settings.bronze_stream, [*fields, RECORDS_IN_FILE])
     quarantine = lake_table(
         lake, settings.quarantine_container, settings.bronze_stream, [*fields, "Body", "BodyEncoding"]
     )
-    return _Lake(bronze.table, bronze.files, quarantine.table, quarantine.files)
+    replaced = superseded(bronze.files)
+    gone = {i for i, f in enumerate(bronze.files) if f in replaced}
+    records = bronze.table
+    if gone:
+        indexes = pa.array(sorted(gone), pa.int32())
+        records = records.filter(pc.invert(pc.is_in(records[FILE_COLUMN], value_set=indexes)))
+    unreadable = {i: why for i, why in bronze.damaged.items() if i not in gone}
+    records = plausible_records(records, bronze.files, set(unreadable))
+    rejected = plausible_records(quarantine.table, quarantine.files, set(quarantine.damaged))
+    return _Lake(records, bronze.files, rejected, quarantine.files, unreadable, gone)
 
 
 def _hub_keys(records: pa.Table, files: list[str], tag: str) -> tuple[pa.Table, int]:
@@ -238,34 +259,75 @@ def _hub_keys(records: pa.Table, files: list[str], tag: str) -> tuple[pa.Table, 
     return keys, records.num_rows - kept.num_rows
 
 
-def check_hub_bronze(settings: Settings, lake: _Lake) -> Check:
-    """Every event of the embedded hub in exactly one of bronze and quarantine."""
-    check = Check(
-        "hub_bronze",
-        "hub → bronze + quarantine",
-        failing=("lost", "doubled", "pending"),
-    )
-    embedded = not (settings.eventhub_connection or settings.eventhub_namespace)
-    hub = hub_event_table(settings.local_hub_path, settings.eventhub_name) if embedded else None
+@dataclass
+class _HubMatch:
+    """The embedded hub's events matched against bronze and quarantine (by hub key)."""
+
+    hub: pa.Table
+    bronze: pa.Table
+    quarantine: pa.Table
+    in_bronze: pa.Table
+    in_quarantine: pa.Table
+    missing: pa.Table  # hub events in neither container
+    checkpoints: np.ndarray  # per partition index, the ingest group's checkpoint (-1: none)
+    other_hub: int  # records of other hubs (or without a partition id)
+
+
+def _embedded_hub(settings: Settings) -> tuple[pa.Table | None, str | None]:
+    """The embedded hub's events, or None and why the hub cannot be listed."""
+    if settings.eventhub_connection or settings.eventhub_namespace:
+        return None, "the hub cannot be listed (Azure Event Hubs keeps events only for its retention)"
+    hub = hub_event_table(settings.local_hub_path, settings.eventhub_name)
     if hub is None:
-        check.skipped = (
-            "the hub cannot be listed (Azure Event Hubs keeps events only for its retention)"
-            if not embedded
-            else f"no embedded hub {settings.eventhub_name!r} in {settings.local_hub_path}"
-        )
-        return check
+        return None, f"no embedded hub {settings.eventhub_name!r} in {settings.local_hub_path}"
+    return hub, None
+
+
+def _match_hub(settings: Settings, lake: _Lake, hub: pa.Table) -> _HubMatch:
     tag = hub_tag(settings.eventhub_name, settings.eventhub_namespace, settings.eventhub_connection)
     bronze, bronze_other = _hub_keys(lake.bronze, lake.bronze_files, tag)
     quarantine, quarantine_other = _hub_keys(lake.quarantine, lake.quarantine_files, tag)
     in_bronze, in_quarantine = _distinct(bronze, _HUB_KEY), _distinct(quarantine, _HUB_KEY)
     missing = _semi(_semi(hub, in_bronze, _HUB_KEY, anti=True), in_quarantine, _HUB_KEY, anti=True)
-    doubled = _semi(_semi(hub, in_bronze, _HUB_KEY), in_quarantine, _HUB_KEY)
-    # Events after the ingest consumer group's checkpoint are not ingested yet: pending.
     checkpoints = np.full(_MAX_PARTITIONS, -1, np.int64)
     for partition, number in hub_checkpoints(settings).items():
         checkpoints[int(partition)] = number
-    after = missing["sequence_number"].to_numpy() > checkpoints[missing["partition"].to_numpy()]
-    pending, lost = missing.filter(pa.array(after)), missing.filter(pa.array(~after))
+    return _HubMatch(
+        hub,
+        bronze,
+        quarantine,
+        in_bronze,
+        in_quarantine,
+        missing,
+        checkpoints,
+        bronze_other + quarantine_other,
+    )
+
+
+def check_hub_bronze(
+    settings: Settings, lake: _Lake, match: _HubMatch | None, skipped: str | None, damaged: list[DamagedFile]
+) -> Check:
+    """Every event of the embedded hub in exactly one of bronze and quarantine.
+
+    Events missing from both that a damaged bronze file's name covers are counted as ``damaged``
+    (found, and repairable with ``pipeline repair``), not as lost.
+    """
+    check = Check(
+        "hub_bronze",
+        "hub → bronze + quarantine",
+        failing=("lost", "doubled", "pending", "damaged"),
+    )
+    if match is None:
+        check.skipped = skipped
+        return check
+    hub, bronze, quarantine = match.hub, match.bronze, match.quarantine
+    in_bronze, in_quarantine, missing = match.in_bronze, match.in_quarantine, match.missing
+    doubled = _semi(_semi(hub, in_bronze, _HUB_KEY), in_quarantine, _HUB_KEY)
+    # Events after the ingest consumer group's checkpoint are not ingested yet: pending.
+    after = missing["sequence_number"].to_numpy() > match.checkpoints[missing["partition"].to_numpy()]
+    pending, gone = missing.filter(pa.array(after)), missing.filter(pa.array(~after))
+    in_damaged = _in_ranges(gone, damaged)
+    lost, held = gone.filter(pa.array(~in_damaged)), gone.filter(pa.array(in_damaged))
     mine = pa.concat_tables([in_bronze, in_quarantine]).group_by(_HUB_KEY).aggregate([])
     # The same event again in one container: a replayed batch with other boundaries (counts once).
     copies = bronze.num_rows - in_bronze.num_rows + quarantine.num_rows - in_quarantine.num_rows
@@ -276,9 +338,10 @@ def check_hub_bronze(settings: Settings, lake: _Lake) -> Check:
         "lost": lost.num_rows,
         "doubled": doubled.num_rows,
         "pending": pending.num_rows,
+        "damaged": held.num_rows,
         "replayed_copies": copies,
         "not_in_hub": _semi(mine, hub, _HUB_KEY, anti=True).num_rows,
-        "other_hub": bronze_other + quarantine_other,
+        "other_hub": match.other_hub,
     }
 
     def events(table: pa.Table) -> list[dict[str, Any]]:
@@ -291,7 +354,12 @@ def check_hub_bronze(settings: Settings, lake: _Lake) -> Check:
             for r in table.slice(0, EXAMPLES).to_pylist()
         ]
 
-    check.examples = {"lost": events(lost), "doubled": events(doubled), "pending": events(pending)}
+    check.examples = {
+        "lost": events(lost),
+        "doubled": events(doubled),
+        "pending": events(pending),
+        "damaged": events(held),
+    }
     for example, row in zip(check.examples["doubled"], doubled.slice(0, EXAMPLES).to_pylist(), strict=True):
         one = pa.table({k: [row[k]] for k in _HUB_KEY}, schema=hub.schema)
         example["bronze_files"] = _files_of(bronze, one, lake.bronze_files)
@@ -303,6 +371,216 @@ def check_hub_bronze(settings: Settings, lake: _Lake) -> Check:
         )
     if check.counts["other_hub"]:
         check.notes.append(f"{check.counts['other_hub']:,} records come from other hubs (not checked here)")
+    if check.counts["damaged"]:
+        check.notes.append(
+            f"{check.counts['damaged']:,} events are missing from damaged bronze files: "
+            "run `python -m pipeline repair`"
+        )
+    return check
+
+
+def _in_ranges(events: pa.Table, damaged: list[DamagedFile]) -> np.ndarray:
+    """Which hub events (partition, sequence number, enqueued ms) a damaged file's name covers."""
+    inside = np.zeros(events.num_rows, dtype=bool)
+    for file in damaged if events.num_rows else []:
+        if file.name is not None:
+            inside |= _covered(file.name, events)
+    return inside
+
+
+def _covered(name: BatchName, events: pa.Table) -> np.ndarray:
+    """Which hub events a file's name covers: its partition, its sequence range, enqueued from its
+    first event's time on (a recreated hub reuses the numbers later)."""
+    if name.partition_id is None or not name.partition_id.isdigit():
+        return np.zeros(events.num_rows, dtype=bool)
+    numbers = events["sequence_number"].to_numpy()
+    return (
+        (events["partition"].to_numpy() == int(name.partition_id))
+        & (numbers >= name.first_sequence_number)
+        & (numbers <= name.last_sequence_number)
+        & (events["enqueued_ms"].to_numpy() >= name.first_enqueued_ms)
+    )
+
+
+# --- damaged bronze files ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DamagedFile:
+    """A bronze file that does not hold the records it was written with.
+
+    Attributes:
+        file: Its path in the bronze container.
+        name: What its name says (None for a name the Function does not write).
+        reason: ``bronze_unreadable`` (no record can be read) or ``bronze_incomplete`` (some can).
+        problem: What is wrong with it, in one line.
+        records_readable: Records that can be read from it.
+        records_expected: Records it was written with (its ``RecordsInFile``, or the events the
+            hub holds for its name, re-validated), None when neither can be known.
+        events_affected: Events held back from silver until it is repaired: all it was written
+            with (the Spark job quarantines every row of an incomplete file, and cannot read an
+            unreadable one); without ``records_expected``, at most its name's sequence range minus
+            what quarantine holds of it.
+    """
+
+    file: str
+    name: BatchName | None
+    reason: str
+    problem: str
+    records_readable: int
+    records_expected: int | None
+    events_affected: int
+
+    def as_json(self) -> dict[str, Any]:
+        name = self.name
+        return {
+            "file": self.file,
+            "partition": name.partition_id if name else None,
+            "first_sequence_number": name.first_sequence_number if name else None,
+            "last_sequence_number": name.last_sequence_number if name else None,
+            "reason": self.reason,
+            "problem": self.problem,
+            "records_readable": self.records_readable,
+            "records_expected": self.records_expected,
+            "events_affected": self.events_affected,
+        }
+
+
+def find_damaged(
+    settings: Settings, lake: _Lake, match: _HubMatch | None, hub_range: HubRange | None = None
+) -> list[DamagedFile]:
+    """The bronze files (not superseded by a repair) that do not hold what they were written with.
+
+    A file is damaged when it cannot be read whole (a cut or corrupt line, an unreadable Avro
+    header or block), when its readable records are not exactly its ``RecordsInFile`` distinct
+    sequence numbers, or (where the hub can be listed) when hub events its name covers are in no
+    file while the Function, given that batch again, would write them into it (a file cut on a
+    line boundary, written before ``RecordsInFile``).
+    """
+    bronze = lake.bronze
+    stats = (
+        pa.table(
+            {
+                FILE_COLUMN: bronze[FILE_COLUMN],
+                "sequence_number": bronze["SequenceNumber"],
+                "written": pc.fill_null(bronze[RECORDS_IN_FILE], 0),
+            }
+        )
+        # In file order: a damaged file's first record comes before the damage, so its
+        # RecordsInFile is the one the file was written with.
+        .group_by(FILE_COLUMN, use_threads=False)
+        .aggregate([([], "count_all"), ("sequence_number", "count_distinct"), ("written", "first")])
+    )
+    columns = [FILE_COLUMN, "count_all", "sequence_number_count_distinct", "written_first"]
+    rows = {f: (n, d, w) for f, n, d, w in zip(*(stats[c].to_pylist() for c in columns), strict=True)}
+    problems: dict[int, str] = dict(lake.unreadable)
+    for index, (count, distinct, written) in rows.items():
+        if written and not count == distinct == written and index not in problems:
+            problems[index] = f"{count:,} records readable ({distinct:,} distinct), written with {written:,}"
+    covering = _files_covering(lake, match) if match is not None else set()
+    reader = hub_range if hub_range is not None else (LocalHubRange(settings) if match is not None else None)
+    found = []
+    for index in sorted(set(problems) | covering):
+        path = lake.bronze_files[index]
+        name = batch_name(path)
+        count, _, written = rows.get(index, (0, 0, 0))
+        expected_numbers = _expected_numbers(settings, name, reader) if name is not None else None
+        if index not in problems:
+            # Hub events in the file's range are in no file: is it the bronze file that lacks them?
+            readable = set(
+                lake.bronze.filter(pc.equal(lake.bronze[FILE_COLUMN], index))["SequenceNumber"].to_pylist()
+            )
+            if expected_numbers is None or expected_numbers <= readable:
+                continue
+            problems[index] = (
+                f"{len(expected_numbers - readable):,} of the {len(expected_numbers):,} events the hub holds "
+                "for it are not in it (the file was cut?)"
+            )
+        expected = written or (len(expected_numbers) if expected_numbers is not None else None)
+        found.append(
+            DamagedFile(
+                file=path,
+                name=name,
+                reason=BRONZE_UNREADABLE if count == 0 else BRONZE_INCOMPLETE,
+                problem=problems[index],
+                records_readable=count,
+                records_expected=expected,
+                events_affected=expected if expected is not None else _at_most(lake, name, count),
+            )
+        )
+    return found
+
+
+def _files_covering(lake: _Lake, match: _HubMatch) -> set[int]:
+    """Bronze files whose name covers a hub event that no file holds (and that was checkpointed)."""
+    missing = match.missing
+    after = missing["sequence_number"].to_numpy() > match.checkpoints[missing["partition"].to_numpy()]
+    gone = missing.filter(pa.array(~after, pa.bool_()))
+    out: set[int] = set()
+    for index, path in enumerate(lake.bronze_files if gone.num_rows else []):
+        name = batch_name(path)
+        if index not in lake.superseded and name is not None and _covered(name, gone).any():
+            out.add(index)
+    return out
+
+
+def _expected_numbers(settings: Settings, name: BatchName, reader: HubRange | None) -> set[int] | None:
+    """The sequence numbers the Function writes into this file when given its batch again from the
+    hub; None when the hub no longer holds that batch (or cannot be read)."""
+    if reader is None or name.partition_id is None:
+        return None
+    first, last = name.first_sequence_number, name.last_sequence_number
+    try:
+        received = reader.read(name.partition_id, first, last)
+    except HubReadError:
+        return None
+    if len(received) != last - first + 1:
+        return None  # the hub no longer holds the whole batch (retention)
+    _, result = rebuild_batch(received, settings)
+    if result.name != name.batch:
+        return None  # other events under these numbers: a recreated hub, or another hub's file
+    return set(result.bronze.sequence_numbers)
+
+
+def _at_most(lake: _Lake, name: BatchName | None, readable: int) -> int:
+    """Events a damaged file can hold at most: its name's range less what quarantine holds of it."""
+    if name is None or name.partition_id is None:
+        return readable
+    first, last = name.first_sequence_number, name.last_sequence_number
+    quarantine = lake.quarantine
+    same = pc.and_(
+        pc.equal(pc.fill_null(quarantine["PartitionId"], ""), name.partition_id),
+        pc.and_(
+            pc.greater_equal(quarantine["SequenceNumber"], first),
+            pc.less_equal(quarantine["SequenceNumber"], last),
+        ),
+    )
+    quarantined = len(pc.unique(quarantine.filter(pc.fill_null(same, False))["SequenceNumber"]))
+    return max(readable, last - first + 1 - quarantined)
+
+
+def check_bronze_files(lake: _Lake, damaged: list[DamagedFile]) -> Check:
+    """Every bronze file holds the records it was written with (damaged ones are listed)."""
+    check = Check("bronze_files", "bronze files whole", failing=("damaged_files",))
+    unreadable = sum(d.reason == BRONZE_UNREADABLE for d in damaged)
+    check.counts = {
+        "files": len(lake.bronze_files) - len(lake.superseded),
+        "damaged_files": len(damaged),
+        "unreadable_files": unreadable,
+        "incomplete_files": len(damaged) - unreadable,
+        "events_affected": sum(d.events_affected for d in damaged),
+        "repaired_files": len(lake.superseded),
+    }
+    check.examples = {"damaged_files": [d.as_json() for d in damaged[:EXAMPLES]]}
+    if damaged:
+        check.notes.append(
+            f"{len(damaged):,} bronze files do not hold what they were written with "
+            f"({check.counts['events_affected']:,} events held back): run `python -m pipeline repair`"
+        )
+    if lake.superseded:
+        check.notes.append(
+            f"{len(lake.superseded):,} damaged files were repaired: their repairs are counted instead"
+        )
     return check
 
 
@@ -311,13 +589,26 @@ def _files_of(keys: pa.Table, one: pa.Table, files: list[str]) -> list[str]:
     return sorted({files[i] for i in matched[FILE_COLUMN].to_pylist()})
 
 
-def check_bronze_silver(lake: _Lake, silver: pa.Table, silver_quarantine: pa.Table) -> Check:
-    """Every distinct bronze event id in exactly one of silver (once) and the silver quarantine."""
+def check_bronze_silver(
+    lake: _Lake, silver: pa.Table, silver_quarantine: pa.Table, damaged: Sequence[DamagedFile] = ()
+) -> Check:
+    """Every distinct bronze event id in exactly one of silver (once) and the silver quarantine.
+
+    An event only a damaged file holds and that went nowhere is counted as ``damaged``, not lost
+    (the bronze files check fails until it is repaired), and what the silver quarantine holds of
+    a damaged file's made-up records is not ``unexpected``.
+    """
     check = Check(
         "bronze_silver",
         "bronze → silver + silver quarantine",
         failing=("lost", "doubled", "unexpected", "pending"),
     )
+    if lake.superseded:
+        # A repaired file's rows in the silver quarantine (bronze_incomplete) are superseded with
+        # it: its events now come from the repair.
+        replaced = pa.array(sorted({_file_tail(lake.bronze_files[i]) for i in lake.superseded}))
+        tails = pa.array([_file_tail(f) if f else "" for f in silver_quarantine["source_file"].to_pylist()])
+        silver_quarantine = silver_quarantine.filter(pc.invert(pc.is_in(tails, value_set=replaced)))
     bronze_ids = pc.unique(pc.drop_null(lake.bronze["EventId"]))
     silver_ids = silver["event_id"]
     silver_distinct = pc.unique(silver_ids)
@@ -332,20 +623,27 @@ def check_bronze_silver(lake: _Lake, silver: pa.Table, silver_quarantine: pa.Tab
         if f
     }
     processed = np.array([_file_tail(f) in read_by_spark for f in lake.bronze_files] or [False], dtype=bool)
+    damaged_tails = {_file_tail(d.file) for d in damaged}
+    in_damaged = np.array([_file_tail(f) in damaged_tails for f in lake.bronze_files] or [False], dtype=bool)
     bronze_missing = lake.bronze.filter(pc.is_in(lake.bronze["EventId"], value_set=missing))
+    files = bronze_missing[FILE_COLUMN].to_numpy()
     seen = pa.table(
-        {
-            "EventId": bronze_missing["EventId"],
-            "processed": processed[bronze_missing[FILE_COLUMN].to_numpy()],
-        }
+        {"EventId": bronze_missing["EventId"], "processed": processed[files], "damaged": in_damaged[files]}
     )
-    by_id = seen.group_by("EventId").aggregate([("processed", "any")])
+    by_id = seen.group_by("EventId").aggregate([("processed", "any"), ("damaged", "all")])
+    held = by_id.filter(by_id["damaged_all"])["EventId"]
+    by_id = by_id.filter(pc.invert(by_id["damaged_all"]))
     lost = by_id.filter(by_id["processed_any"])["EventId"]
     pending = by_id.filter(pc.invert(by_id["processed_any"]))["EventId"]
     repeated = pa.table({"event_id": silver_ids}).group_by("event_id").aggregate([([], "count_all")])
     repeated = repeated.filter(pc.greater(repeated["count_all"], 1))
     both = pc.filter(silver_distinct, pc.is_in(silver_distinct, value_set=rejected_ids))
-    downstream_ids = pc.unique(downstream)
+    vouched = rejected_ids  # quarantined ids that must come from bronze
+    if damaged_tails:
+        tails = pa.array([_file_tail(f) if f else "" for f in silver_quarantine["source_file"].to_pylist()])
+        from_damaged = pc.is_in(tails, value_set=pa.array(sorted(damaged_tails)))
+        vouched = pc.unique(pc.drop_null(silver_quarantine.filter(pc.invert(from_damaged))["event_id"]))
+    downstream_ids = pc.unique(_concat(silver_distinct, vouched))
     unexpected = pc.filter(downstream_ids, pc.invert(pc.is_in(downstream_ids, value_set=bronze_ids)))
     check.counts = {
         "bronze_events": len(bronze_ids),
@@ -355,6 +653,7 @@ def check_bronze_silver(lake: _Lake, silver: pa.Table, silver_quarantine: pa.Tab
         "doubled": len(silver_ids) - len(silver_distinct) + len(both),
         "unexpected": len(unexpected),
         "pending": len(pending),
+        "damaged": len(held),
         "silver_quarantine_without_id": silver_quarantine.num_rows
         - int(pc.sum(pc.is_valid(silver_quarantine["event_id"])).as_py() or 0),
     }
@@ -743,6 +1042,8 @@ def run_audit(
     lake = lake or lake_from_settings(settings)
     step("reading bronze and quarantine")
     files = _read_lake(lake, settings)
+    match, hub_skipped = _hub_match(settings, files)
+    damaged = find_damaged(settings, files, match)
     step("reading silver and gold")
     silver, _ = _delta(settings, settings.silver_table_uri, SILVER_TYPES)
     silver_quarantine, _ = _delta(settings, settings.silver_quarantine_table_uri, _SILVER_QUARANTINE_TYPES)
@@ -750,15 +1051,30 @@ def run_audit(
     step("reconciling")
     events = first_per_event(silver)
     checks = [
-        check_hub_bronze(settings, files),
-        check_bronze_silver(files, silver, silver_quarantine),
+        check_hub_bronze(settings, files, match, hub_skipped, damaged),
+        check_bronze_files(files, damaged),
+        check_bronze_silver(files, silver, silver_quarantine, damaged),
         check_silver_gold(events, gold_table, settings.window_minutes),
         check_gold_sql(settings, gold_table, gold_version),
     ]
     utf8 = pc.fill_null(pc.equal(files.quarantine["BodyEncoding"], BODY_UTF8), False)
-    bodies = _concat(files.quarantine["Body"].filter(utf8), silver_quarantine["body"]).to_pylist()
+    # As bytes: a damaged file's rows in the silver quarantine may hold bodies that are not UTF-8.
+    raw = _concat(files.quarantine["Body"].filter(utf8), silver_quarantine["body"])
+    bodies = [b.decode("utf-8", "replace") if b else None for b in pc.cast(raw, pa.binary()).to_pylist()]
     checks.append(check_devices(events, _quarantined_device_seqs(bodies)))
-    return AuditReport(checks, time.monotonic() - started)
+    return AuditReport(checks, time.monotonic() - started, damaged)
+
+
+def _hub_match(settings: Settings, files: _Lake) -> tuple[_HubMatch | None, str | None]:
+    hub, skipped = _embedded_hub(settings)
+    return (None, skipped) if hub is None else (_match_hub(settings, files, hub), None)
+
+
+def find_damaged_files(settings: Settings, lake: LakeStorage | None = None) -> list[DamagedFile]:
+    """The damaged bronze files the audit reports, reading only bronze, quarantine and the hub."""
+    files = _read_lake(lake or lake_from_settings(settings), settings)
+    match, _ = _hub_match(settings, files)
+    return find_damaged(settings, files, match)
 
 
 def _delta(settings: Settings, uri: str, columns: dict[str, pa.DataType]) -> tuple[pa.Table, int | None]:

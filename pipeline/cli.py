@@ -28,6 +28,7 @@ COMMANDS = [
     "run",
     "status",
     "audit",
+    "repair",
     "report",
     "ingest",
     "spark",

@@ -13,10 +13,10 @@ storage options, so they work on the local folder and on ADLS alike.
 
 from __future__ import annotations
 
-import gzip
 import io
 import math
 import sqlite3
+import zlib
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -33,12 +33,14 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 from isal import igzip
 
-from contract.lake_layout import format_of, is_data_file
+from contract.bronze import EXACT_ENQUEUED_TIME, RECORDS_IN_FILE
+from contract.lake_layout import format_of, is_data_file, parse_path, superseded
 from contract.sql_names import is_identifier
-from functions.bronze import decode_bronze
-from functions.lake import LakeStorage
+from functions.lake import LakeStorage, LocalLake
 from settings import Settings
 from spark.lake import SPARK_WRITER
+
+_AVRO_MAGIC = b"Obj\x01"
 
 
 @dataclass(frozen=True)
@@ -78,10 +80,11 @@ class LayerCounts:
     silver_quarantine: int = 0
     gold: int = 0
     gold_version: int | None = None
-    sql: int = 0
+    sql: int | None = 0  # None: the SQL target could not be reached (sql_error says why)
     watermark: int | None = None
     watermark_synced_at: str | None = None
     spark: SparkFigures = field(default_factory=SparkFigures)
+    sql_error: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The `status --json` object: the documented keys first, then the extras."""
@@ -100,6 +103,7 @@ class LayerCounts:
             "gold_version": self.gold_version,
             "watermark_synced_at": self.watermark_synced_at,
             "spark": self.spark.as_json(),
+            "sql_error": self.sql_error,
         }
 
 
@@ -155,33 +159,82 @@ def lake_files(settings: Settings, container: str) -> list[Path]:
     return sorted(files)
 
 
-def _read_bytes(path: Path) -> bytes:
-    data = path.read_bytes()
-    return gzip.decompress(data) if path.name.endswith(".gz") else data
-
-
 def count_records(path: Path) -> int:
-    """Number of records in one bronze or quarantine file."""
-    if path.name.endswith(".avro"):
-        import fastavro
-
-        with path.open("rb") as fh:
-            return sum(1 for _ in fastavro.reader(fh))
-    return sum(1 for line in _read_bytes(path).splitlines() if line.strip())
+    """Number of readable records in one bronze or quarantine file."""
+    return len(read_records(path.read_bytes(), format_of(path.name))[0])
 
 
 def iter_records(path: Path) -> Iterator[dict[str, Any]]:
-    """Yield the records of one bronze or quarantine file as dicts (envelope field names)."""
-    if path.name.endswith(".avro"):
-        import fastavro
+    """Yield the readable records of one bronze or quarantine file as dicts (envelope field names;
+    a damaged file yields what can be read of it)."""
+    yield from read_records(path.read_bytes(), format_of(path.name))[0]
 
-        with path.open("rb") as fh:
-            for record in fastavro.reader(fh):
-                yield dict(record)  # type: ignore[arg-type]
-        return
-    for line in _read_bytes(path).splitlines():
-        if line.strip():
-            yield orjson.loads(line)
+
+def read_records(data: bytes, fmt: str) -> tuple[list[dict[str, Any]], str | None]:
+    """Every readable record of a bronze or quarantine file, and what stopped the reading.
+
+    Never raises on damaged bytes: a JSON line that does not parse is skipped, an Avro file is read
+    up to its first unreadable block, a cut gzip stream up to the cut.
+
+    Returns:
+        The records (JSON lines as parsed; Avro as envelope records, plus ``RecordsInFile`` when
+        the file has it), and None when the whole file was read, else why not (one line).
+    """
+    if fmt == "avro":
+        return _avro_records(data)
+    problem = None
+    if fmt == "jsonl.gz":
+        data, problem = _gunzip(data)
+    records, bad_lines = [], 0
+    for line in data.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            bad_lines += 1
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            bad_lines += 1
+    if bad_lines:
+        what = "line is not a JSON object" if bad_lines == 1 else "lines are not JSON objects"
+        problem = problem or f"{bad_lines:,} {what} (a cut or damaged file)"
+    return records, problem
+
+
+def _gunzip(data: bytes) -> tuple[bytes, str | None]:
+    """A gzip stream's content, or as much of it as comes before damage or a cut."""
+    try:
+        return igzip.decompress(data), None
+    except Exception as exc:  # damaged bytes raise many kinds
+        inflater = zlib.decompressobj(wbits=31)
+        try:
+            partial = inflater.decompress(data)
+        except zlib.error:
+            partial = b""
+        return partial, f"gzip stream damaged or cut: {exc}"
+
+
+def _avro_records(data: bytes) -> tuple[list[dict[str, Any]], str | None]:
+    import fastavro
+
+    from functions.avro import envelope_record
+
+    records: list[dict[str, Any]] = []
+    if not data.startswith(_AVRO_MAGIC):  # fastavro reads past a wrong magic; Spark does not
+        return records, "Avro header unreadable: not an Avro object container file"
+    try:
+        for captured in fastavro.reader(io.BytesIO(data)):
+            # A file without the pipeline's fields (not written by the Function) reads as it is.
+            record = envelope_record(captured) if EXACT_ENQUEUED_TIME in captured else dict(captured)  # type: ignore[arg-type,operator]
+            record[RECORDS_IN_FILE] = captured.get(RECORDS_IN_FILE)  # type: ignore[union-attr]
+            records.append(record)
+    except Exception as exc:  # fastavro raises many kinds on damaged bytes
+        where = "header" if not records else f"block after record {len(records):,}"
+        return records, f"Avro {where} unreadable: {type(exc).__name__}: {exc}"
+    return records, None
 
 
 def quarantine_reasons(settings: Settings) -> tuple[int, Counter[str]]:
@@ -208,6 +261,7 @@ ENVELOPE_TYPES: dict[str, pa.DataType] = {
     "IngestedTimeUtc": pa.string(),
     "Body": pa.string(),
     "BodyEncoding": pa.string(),
+    RECORDS_IN_FILE: pa.int64(),
 }
 FILE_COLUMN = "file"
 # The longest JSON line a bronze or quarantine file can hold (a 256 KiB body, base64 in quarantine,
@@ -218,10 +272,15 @@ _READ_THREADS = 8  # files read at once: Blob downloads wait on the network, par
 
 @dataclass(frozen=True)
 class LakeRecords:
-    """Records of many lake files as Arrow columns; ``table[FILE_COLUMN]`` indexes ``files``."""
+    """Records of many lake files as Arrow columns; ``table[FILE_COLUMN]`` indexes ``files``.
+
+    ``damaged`` names the files that could not be read whole (index into ``files``: why not);
+    ``table`` holds what could be read of them.
+    """
 
     table: pa.Table
     files: list[str]
+    damaged: dict[int, str] = field(default_factory=dict)
 
 
 def lake_data_files(lake: LakeStorage, container: str, stream: str) -> list[str]:
@@ -234,43 +293,97 @@ def lake_table(lake: LakeStorage, container: str, stream: str, fields: Sequence[
     """Chosen envelope fields of every record in a stream's files, plus the file each came from.
 
     JSON lines (and gzip'd) are parsed by Arrow's JSON reader, typing only the fields asked for
-    (:data:`ENVELOPE_TYPES`); Avro is read by the ingest Function's own reader, by field name. A
-    field a record lacks reads as null; ``Body`` reads as text (Avro bodies are decoded as UTF-8,
-    which valid bodies are).
+    (:data:`ENVELOPE_TYPES`); Avro is read by field name. A field a record lacks reads as null;
+    ``Body`` reads as text (Avro bodies are decoded as UTF-8, which valid bodies are). A damaged
+    file never fails the read: what can be read of it is kept, and it is named in ``damaged``.
     """
     files = lake_data_files(lake, container, stream)
     schema = pa.schema([(name, ENVELOPE_TYPES[name]) for name in fields])
 
-    def read(index: int) -> pa.Table:
+    def read(index: int) -> tuple[pa.Table, str | None]:
         path = files[index]
-        table = _records_table(lake.read(container, path), format_of(path), schema)
-        return table.append_column(FILE_COLUMN, pa.array(np.full(table.num_rows, index, np.int32)))
+        table, problem = _records_table(lake.read(container, path), format_of(path), schema)
+        return table.append_column(FILE_COLUMN, pa.array(np.full(table.num_rows, index, np.int32))), problem
 
     with ThreadPoolExecutor(_READ_THREADS) as pool:
-        tables = list(pool.map(read, range(len(files))))
+        results = list(pool.map(read, range(len(files))))
     empty = schema.empty_table().append_column(FILE_COLUMN, pa.array([], pa.int32()))
-    return LakeRecords(pa.concat_tables([empty, *tables]), files)
+    damaged = {i: problem for i, (_, problem) in enumerate(results) if problem is not None}
+    return LakeRecords(pa.concat_tables([empty, *(t for t, _ in results)]), files, damaged)
 
 
-def _records_table(data: bytes, fmt: str, schema: pa.Schema) -> pa.Table:
-    if fmt == "avro":
-        records = decode_bronze(data, fmt)
-        columns = {}
-        for name in schema.names:
-            values = [r.get(name) for r in records]
-            if name == "Body":
-                values = [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in values]
-            columns[name] = pa.array(values, schema.field(name).type)
-        return pa.table(columns, schema=schema)
-    if fmt == "jsonl.gz":
-        data = igzip.decompress(data)
-    if not data.strip():
-        return schema.empty_table()
-    return pa_json.read_json(
-        io.BytesIO(data),
-        read_options=pa_json.ReadOptions(block_size=_JSON_BLOCK_BYTES),
-        parse_options=pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
-    )
+def _records_table(data: bytes, fmt: str, schema: pa.Schema) -> tuple[pa.Table, str | None]:
+    """One file's records as columns, and None, or what could be read and why not all."""
+    if fmt != "avro":
+        text: bytes | None = data
+        if fmt == "jsonl.gz":
+            try:
+                text = igzip.decompress(data)
+            except Exception:  # damaged bytes: read_records keeps what it can
+                text = None
+        if text is not None and not text.strip():
+            return schema.empty_table(), None
+        if text is not None:
+            try:
+                table = pa_json.read_json(
+                    io.BytesIO(text),
+                    read_options=pa_json.ReadOptions(block_size=_JSON_BLOCK_BYTES),
+                    parse_options=pa_json.ParseOptions(
+                        explicit_schema=schema, unexpected_field_behavior="ignore"
+                    ),
+                )
+                return table, None
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                pass  # a damaged line (a cut file): read line by line below
+    records, problem = read_records(data, fmt)
+    columns = {}
+    for name in schema.names:
+        values = [r.get(name) for r in records]
+        if name == "Body":
+            values = [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in values]
+        columns[name] = _typed(values, schema.field(name).type)
+    return pa.table(columns, schema=schema), problem
+
+
+def _typed(values: list[Any], kind: pa.DataType) -> pa.Array:
+    """Values as an Arrow array of ``kind``; a value of another type (a damaged record) is null."""
+    try:
+        return pa.array(values, kind)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        wanted: type | tuple[type, ...] = int if pa.types.is_integer(kind) else str
+        kept = [v if isinstance(v, wanted) and not isinstance(v, bool) else None for v in values]
+        return pa.array(kept, kind)
+
+
+_RFC3339_MS = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
+
+
+def plausible_records(records: pa.Table, files: list[str], damaged: set[int]) -> pa.Table:
+    """Records of damaged files only where they are what their file's name says they can be.
+
+    The bytes after a damaged place in an Avro block can still decode as records, with made-up
+    values: such a record is not counted as an event (its partition, sequence number outside the
+    name's range, or enqueued time would be taken at face value otherwise). Whole files are kept.
+    """
+    if not damaged or not records.num_rows:
+        return records
+    suspect = pc.is_in(records[FILE_COLUMN], value_set=pa.array(sorted(damaged), pa.int32()))
+    good = pc.match_substring_regex(pc.fill_null(records["EnqueuedTimeUtc"], ""), _RFC3339_MS)
+    for index in damaged:
+        file = parse_path(files[index])
+        if file is None or file.name.partition_id is None:
+            continue
+        name = file.name
+        in_file = pc.equal(records[FILE_COLUMN], index)
+        fits = pc.and_(
+            pc.equal(pc.fill_null(records["PartitionId"], ""), name.partition_id),
+            pc.and_(
+                pc.greater_equal(records["SequenceNumber"], name.first_sequence_number),
+                pc.less_equal(records["SequenceNumber"], name.last_sequence_number),
+            ),
+        )
+        good = pc.and_(good, pc.or_(pc.invert(in_file), pc.fill_null(fits, False)))
+    return records.filter(pc.or_(pc.invert(suspect), good))
 
 
 def hub_event_table(path: Path, hub_name: str) -> pa.Table | None:
@@ -432,6 +545,28 @@ def watermark(settings: Settings, reader: SqlReader) -> tuple[int | None, str | 
 # --- everything at once ---------------------------------------------------------------------------
 
 
+def bronze_events(settings: Settings) -> tuple[int, int]:
+    """Return (bronze events, bronze files) of the local lake.
+
+    Events are counted once however many files hold them (a replayed batch with other
+    boundaries writes some twice), by partition, sequence number, enqueued time and event id; a
+    file a repair superseded counts as its repair; a damaged file counts what can be read of it.
+    """
+    fields = ["PartitionId", "SequenceNumber", "EnqueuedTimeUtc", "EventId"]
+    records = lake_table(
+        LocalLake(settings.local_lake_path), settings.bronze_container, settings.bronze_stream, fields
+    )
+    table = plausible_records(records.table, records.files, set(records.damaged))
+    gone = superseded(records.files)
+    if gone:
+        indexes = pa.array([i for i, f in enumerate(records.files) if f in gone], pa.int32())
+        table = table.filter(pc.invert(pc.is_in(table[FILE_COLUMN], value_set=indexes)))
+    # Hand-made records without a sequence number cannot be told from a replay: each counts.
+    numbered = table.filter(pc.is_valid(table["SequenceNumber"]))
+    distinct = numbered.select(fields).group_by(fields, use_threads=False).aggregate([])
+    return distinct.num_rows + (table.num_rows - numbered.num_rows), len(records.files)
+
+
 def _job_commits(uri: str) -> list[dict[str, int]]:
     """Operation metrics of the Spark job's commits to a table (as integers), with the commit's
     own ``validRows`` (silver: the micro-batch's valid rows) when it recorded them."""
@@ -488,21 +623,33 @@ def spark_figures(settings: Settings) -> SparkFigures:
 
 
 def count_layers(settings: Settings) -> LayerCounts:
-    """Count every layer under the settings' home (zeros for layers that do not exist yet)."""
+    """Count every layer under the settings' home (zeros for layers that do not exist yet).
+
+    A SQL target that cannot be reached leaves ``sql`` and ``watermark`` as None and says why in
+    ``sql_error``; every other layer is still counted.
+    """
     hub, backlog = hub_counts(settings)
-    bronze_files = lake_files(settings, settings.bronze_container)
+    bronze, bronze_files = bronze_events(settings)
     quarantined, reasons = quarantine_reasons(settings)
     silver, _ = delta_rows(settings.silver_table_uri)
     silver_quarantine, _ = delta_rows(settings.silver_quarantine_table_uri)
     gold, gold_version = delta_rows(settings.gold_table_uri)
-    with SqlReader(settings) as reader:
-        sql = reader.count(settings.sql_table)
-        version, synced_at = watermark(settings, reader)
+    sql: int | None = None
+    version: int | None = None
+    synced_at: str | None = None
+    sql_error: str | None = None
+    try:
+        with SqlReader(settings) as reader:
+            sql = reader.count(settings.sql_table)
+            version, synced_at = watermark(settings, reader)
+    except Exception as exc:  # any driver's error: status still shows every other layer
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        sql_error = f"SQL target unreachable: {first_line}"
     return LayerCounts(
         hub=hub,
         hub_backlog=backlog,
-        bronze=sum(count_records(p) for p in bronze_files),
-        bronze_files=len(bronze_files),
+        bronze=bronze,
+        bronze_files=bronze_files,
         quarantine=quarantined,
         quarantine_reasons=dict(reasons),
         silver=silver,
@@ -513,6 +660,7 @@ def count_layers(settings: Settings) -> LayerCounts:
         watermark=version,
         watermark_synced_at=synced_at,
         spark=spark_figures(settings),
+        sql_error=sql_error,
     )
 
 

@@ -105,13 +105,8 @@ class BronzeSource(ABC):
 
     def read_batch(self, min_ingest_date: date) -> DataFrame:
         """Bronze rows of every ``ingest_date`` folder on or after a date (reprocessing)."""
-        reader = (
-            self.spark.read.format(self._file_format)
-            .schema(self._schema)
-            .option("pathGlobFilter", self._glob)
-        )
-        if not self._is_avro:
-            reader = reader.option("columnNameOfCorruptRecord", CORRUPT_RECORD_COLUMN)
+        # The stream's options: a damaged file must not fail a rebuild either.
+        reader = self.spark.read.format(self._file_format).schema(self._schema).options(**self._options())
         frame = reader.load(self.lake.bronze_path)
         # Partition discovery reads ingest_date=/hour= folders as columns, so the filter prunes
         # (a lake without any such folder has no rows to filter).

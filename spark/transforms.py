@@ -201,7 +201,9 @@ def _utc_times(texts: pa.Array) -> pa.Array:
     try:
         return pc.cast(texts, _TIMESTAMP)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return pa.array([_utc_time(text) for text in texts.to_pylist()], _TIMESTAMP)
+        # As bytes: what a damaged Avro block decodes to need not be UTF-8 (nor, then, a time).
+        raw = texts.cast(pa.binary()).to_pylist()
+        return pa.array([_utc_time(t.decode("utf-8", "replace") if t else None) for t in raw], _TIMESTAMP)
 
 
 def _utc_time(text: str | None) -> datetime | None:

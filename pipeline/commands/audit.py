@@ -21,6 +21,10 @@ Reconcile every layer with the one before it, over the same settings as the rest
   hub -> bronze + quarantine    every event of the embedded hub (partition, sequence number,
                                 enqueued time) in exactly one of the two; a replayed batch counts
                                 once (skipped on Azure: Event Hubs cannot be listed)
+  bronze files whole            every bronze file holds the records it was written with: one
+                                cut, truncated or with an unreadable header or block is listed
+                                (bronze_incomplete, bronze_unreadable) until `pipeline repair`
+                                supersedes it; its missing events count as damaged, not lost
   bronze -> silver              every distinct bronze eventId in exactly one of silver (once) and
                                 the silver quarantine
   silver -> gold                per window, event_count, the fixed-point sums (averages, total),
@@ -31,19 +35,23 @@ Reconcile every layer with the one before it, over the same settings as the rest
   per device                    deviceSeq gaps and repeats in silver (reported, not failed on)
 
 Events still on their way (not ingested yet, or in bronze files Spark has not read) count as
-pending. Exit code 0 only when nothing is lost, doubled, unexpected or pending and SQL equals gold.
+pending. Exit code 0 only when nothing is lost, doubled, unexpected, pending or in a damaged file
+and SQL equals gold.
 """
 
 _STYLE = {"ok": "green", "failed": "bold red", "warning": "yellow", "skipped": "dim"}
 # The counts shown in the table's columns, per check (the rest are in --json).
 _SHOWN = {
     "hub_bronze": ("hub_events", "bronze_events", "quarantine_events"),
+    "bronze_files": ("files", "repaired_files"),
     "bronze_silver": ("bronze_events", "silver_rows", "silver_quarantine_events"),
     "silver_gold": ("silver_events", "windows", "gold_windows"),
     "gold_sql": ("gold_rows", "sql_rows", "equal"),
     "devices": ("devices", "missing_seq", "repeated_seq"),
 }
 _PROBLEMS = (
+    "damaged_files",
+    "damaged",
     "lost",
     "doubled",
     "unexpected",
@@ -64,7 +72,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--json",
         action="store_true",
-        help="print one JSON object: ok, lost, doubled, sql_mismatches, devices_with_gaps, checks, ...",
+        help="print one JSON object: ok, lost, doubled, sql_mismatches, damaged_files, checks, ...",
     )
     add_home_arguments(parser)
     parser.set_defaults(
@@ -117,6 +125,10 @@ def handle(args: argparse.Namespace) -> int:
     _print_details(console, report.checks)
     summary = report.as_json()
     verdict = "whole" if report.ok else "NOT whole"
+    if report.damaged:
+        console.print(
+            f"{len(report.damaged):,} damaged bronze files: run `python -m pipeline repair`", highlight=False
+        )
     console.print(
         f"{verdict}: lost {summary['lost']:,}, doubled {summary['doubled']:,}, unexpected "
         f"{summary['unexpected']:,}, pending {summary['pending']:,}, SQL mismatches "

@@ -57,9 +57,15 @@ def status_table(counts: LayerCounts, title: str = "Pipeline status") -> Table:
         f"quarantined {spark.quarantined:,}, gold windows merged {spark.gold_windows_merged:,} "
         "(Delta operation metrics)",
     )
-    table.add_row("SQL rows", f"{counts.sql:,}", "")
+    table.add_row(
+        "SQL rows",
+        "?" if counts.sql is None else f"{counts.sql:,}",
+        "unreachable" if counts.sql_error else "",
+    )
     synced = (
-        "never synced"
+        "unknown"
+        if counts.sql_error
+        else "never synced"
         if counts.watermark is None
         else f"gold version {counts.watermark}, synced {counts.watermark_synced_at or '?'}"
     )
@@ -75,6 +81,8 @@ def handle(args: argparse.Namespace) -> int:
         return 0
     console = make_console()
     console.print(status_table(counts, title=f"Pipeline status ({settings.home})"))
+    if counts.sql_error:
+        console.print(counts.sql_error, markup=False, highlight=False)
     writer = holder(settings.home) if settings.home.is_dir() else None
     if writer is not None:
         console.print(

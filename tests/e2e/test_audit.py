@@ -27,7 +27,7 @@ from tests.fixtures.cli import run_python
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.spark, pytest.mark.integration]
 
 TOP_KEYS = {"ok", "lost", "doubled", "sql_mismatches", "devices_with_gaps", "checks"}
-CHECKS = {"hub_bronze", "bronze_silver", "silver_gold", "gold_sql", "devices"}
+CHECKS = {"hub_bronze", "bronze_files", "bronze_silver", "silver_gold", "gold_sql", "devices"}
 
 
 def _env(home: Path) -> dict[str, str]:

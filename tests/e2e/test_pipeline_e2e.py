@@ -17,9 +17,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-import uuid
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,138 +32,9 @@ from pipeline.layers import iter_records, lake_files, parse_utc
 from pipeline.orchestrate import LOCATION_OVERRIDES
 from settings import PROJECT_ROOT, Settings
 from tests.fixtures.cli import run_python
+from tests.fixtures.oracle import GOLD_NUMBERS, Corpus, bad_bodies, dump, expected_gold, wave
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.spark, pytest.mark.integration]
-
-DIRECTIONS = [
-    "N",
-    "NNE",
-    "NE",
-    "ENE",
-    "E",
-    "ESE",
-    "SE",
-    "SSE",
-    "S",
-    "SSW",
-    "SW",
-    "WSW",
-    "W",
-    "WNW",
-    "NW",
-    "NNW",
-]
-CONDITIONS = ["Clear", "Cloudy", "Rain", "Snow", "Fog"]
-LOCATIONS = ["Oslo", "Lima", "Nairobi", "Hanoi", "Québec", "Perth"]
-WINDOW = timedelta(minutes=5)
-GOLD_NUMBERS = [
-    "avg_temperature",
-    "min_temperature",
-    "max_temperature",
-    "avg_humidity",
-    "avg_wind_speed",
-    "max_wind_speed",
-    "total_precipitation",
-]
-
-
-@dataclass
-class Corpus:
-    """What the test sent, and what it therefore expects."""
-
-    valid: dict[str, dict[str, Any]] = field(default_factory=dict)  # eventId -> first body sent
-    bad: list[bytes] = field(default_factory=list)
-    bodies_sent: int = 0
-
-
-def _iso(t: datetime) -> str:
-    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _event(rng: random.Random, t: datetime, device: int) -> dict[str, Any]:
-    return {
-        "eventId": str(uuid.UUID(int=rng.getrandbits(128))),
-        "deviceId": f"dev-{device:02d}",
-        "location": LOCATIONS[device % len(LOCATIONS)],
-        "eventTime": _iso(t),
-        "temperature": round(rng.uniform(-15, 35), 2),
-        "humidity": round(rng.uniform(10, 100), 1),
-        "windSpeed": round(rng.uniform(0, 30), 1),
-        "windDirection": rng.choice(DIRECTIONS),
-        "precipitation": round(rng.uniform(0, 3), 2),
-        "conditions": rng.choice(CONDITIONS),
-    }
-
-
-def _dump(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def _bad_bodies(rng: random.Random, template: dict[str, Any], now: datetime) -> list[bytes]:
-    def variant(**changes: Any) -> bytes:
-        body = dict(template, eventId=str(uuid.UUID(int=rng.getrandbits(128))))
-        for key, value in changes.items():
-            if value is None:
-                body.pop(key)
-            else:
-                body[key] = value
-        return _dump(body)
-
-    kinds = [
-        lambda: b'{"eventId": "cut-short"',  # not JSON
-        lambda: b"[1, 2, 3]",  # JSON, not an object
-        lambda: variant(temperature=None),  # missing field
-        lambda: variant(humidity=140),  # out of range
-        lambda: variant(windSpeed="12"),  # numeric string
-        lambda: variant(windDirection="North"),  # not a compass point
-        lambda: variant(eventTime=_iso(now + timedelta(hours=2))),  # from the future
-    ]
-    return [kinds[i % len(kinds)]() for i in range(len(kinds) * 6)]
-
-
-def wave(rng: random.Random, corpus: Corpus, count: int, start: datetime, span: timedelta) -> list[bytes]:
-    """``count`` valid events in event-time order over the span, plus 1% exact re-sends."""
-    lines: list[bytes] = []
-    for i in range(count):
-        t = start + span * (i / count) + timedelta(seconds=rng.uniform(-20, 20))
-        body = _event(rng, t, rng.randrange(24))
-        corpus.valid.setdefault(body["eventId"], body)
-        lines.append(_dump(body))
-        if rng.random() < 0.01:
-            lines.append(_dump(corpus.valid[rng.choice(list(corpus.valid))]))
-    return lines
-
-
-def expected_gold(events: list[dict[str, Any]]) -> dict[tuple[str, datetime], dict[str, Any]]:
-    """Tumbling 5-minute UTC windows per location, computed from the bodies alone."""
-    groups: dict[tuple[str, datetime], list[dict[str, Any]]] = defaultdict(list)
-    for event in events:
-        t = datetime.fromisoformat(event["eventTime"].replace("Z", "+00:00")).astimezone(UTC)
-        start = t.replace(minute=t.minute - t.minute % 5, second=0, microsecond=0)
-        groups[(event["location"], start)].append(event)
-
-    def dominant(values: list[str]) -> str:
-        counts = Counter(values)
-        return min(v for v, n in counts.items() if n == max(counts.values()))
-
-    gold = {}
-    for (location, start), group in groups.items():
-        n = len(group)
-        gold[(location, start)] = {
-            "window_end": start + WINDOW,
-            "event_count": n,
-            "avg_temperature": math.fsum(e["temperature"] for e in group) / n,
-            "min_temperature": min(e["temperature"] for e in group),
-            "max_temperature": max(e["temperature"] for e in group),
-            "avg_humidity": math.fsum(e["humidity"] for e in group) / n,
-            "avg_wind_speed": math.fsum(e["windSpeed"] for e in group) / n,
-            "max_wind_speed": max(e["windSpeed"] for e in group),
-            "total_precipitation": math.fsum(e["precipitation"] for e in group),
-            "dominant_wind_direction": dominant([e["windDirection"] for e in group]),
-            "dominant_conditions": dominant([e["conditions"] for e in group]),
-        }
-    return gold
-
 
 # --- running the real CLIs ------------------------------------------------------------------------
 
@@ -229,7 +99,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     corpus = Corpus()
 
     first = wave(rng, corpus, 2500, start, timedelta(minutes=100))
-    corpus.bad = _bad_bodies(rng, json.loads(first[0]), now)
+    corpus.bad = bad_bodies(rng, json.loads(first[0]), now)
     for body in corpus.bad:  # scattered through the stream, never first
         first.insert(rng.randrange(1, len(first)), body)
     _send(env, home, "wave1.jsonl", first)
@@ -238,7 +108,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     # Second wave, after the first went all the way to SQL: events up to ~2 h late into windows
     # already in gold, and exact re-sends of events from the first wave.
     late = wave(rng, corpus, 300, start, timedelta(minutes=100))
-    late += [_dump(corpus.valid[i]) for i in rng.sample(list(corpus.valid)[:2500], 40)]
+    late += [dump(corpus.valid[i]) for i in rng.sample(list(corpus.valid)[:2500], 40)]
     rng.shuffle(late)
     _send(env, home, "wave2.jsonl", late)
     _cli(env, "-m", "pipeline", "run", "--once")

@@ -11,6 +11,7 @@ from pipeline.audit import (
     SILVER_TYPES,
     AuditReport,
     Check,
+    DamagedFile,
     _Lake,
     _quarantined_device_seqs,
     check_bronze_silver,
@@ -132,6 +133,28 @@ def test_bronze_events_not_in_silver_are_pending_until_spark_has_read_their_file
     assert check.counts["pending"] == 1  # c: its file not read yet
     assert check.counts["unexpected"] == 1  # z: in silver, in no bronze file
     assert check.counts["doubled"] == 1  # a: in silver and in the silver quarantine
+
+
+def test_events_only_a_damaged_file_holds_are_damaged_not_lost_and_its_made_up_rows_not_unexpected() -> None:
+    whole = "weather/ingest_date=2026-11-22/hour=07/whole.jsonl"
+    cut = "weather/ingest_date=2026-11-22/hour=07/cut.avro"
+    lake = _lake({whole: ["a"], cut: ["b", "c", "a"]})
+    rows = silver({"event_id": "a", "source_file": f"file:///home/lake/bronze/{whole}"})
+    # Spark read the damaged file: "b" is in the silver quarantine (bronze_incomplete), "c" is not
+    # (a made-up record in the audit's reading of it), "x" is made up in Spark's.
+    rejected = pa.table(
+        {
+            "event_id": pa.array(["b", "x"], pa.string()),
+            "source_file": [f"file:///home/lake/bronze/{cut}"] * 2,
+        }
+    )
+    damaged = [DamagedFile(cut, None, "bronze_incomplete", "cut", 3, 9, 9)]
+
+    check = check_bronze_silver(lake, rows, rejected, damaged)
+    without = check_bronze_silver(lake, rows, rejected)
+
+    assert (check.counts["lost"], check.counts["damaged"], check.counts["unexpected"]) == (0, 1, 0)
+    assert (without.counts["lost"], without.counts["unexpected"]) == (1, 1)
 
 
 def test_device_seq_gaps_and_repeats_leave_out_numbers_a_quarantine_holds() -> None:

@@ -18,6 +18,8 @@ from contract.lake_layout import (
     format_of,
     is_data_file,
     parse_path,
+    repair_of,
+    superseded,
 )
 from functions.ingest_core import HubEvent, process_batch
 
@@ -138,3 +140,40 @@ def test_the_ingest_functions_files_read_back_as_their_batch() -> None:
     read = parsed.name
     assert (read.partition_id, read.first_sequence_number, read.last_sequence_number) == ("2", 7, 9)
     assert read.first_enqueued == enqueued.replace(microsecond=123000)
+
+
+REPAIRED_FOLDER = "weather/ingest_date=2026-11-22/hour=07"
+REPAIRED_STEM = "p3-00000000000000000010-00000000000000000013-20261122T074320500Z-2c5e562f"
+
+
+def _file(path: str) -> BatchFile:
+    file = parse_path(path)
+    assert file is not None, path
+    return file
+
+
+def test_a_repair_is_named_after_the_file_it_supersedes_and_keeps_its_conflict_digest() -> None:
+    conflicted = _file(f"{REPAIRED_FOLDER}/{REPAIRED_STEM}-conflict-0123456789abcdef.avro")
+
+    repair = repair_of(conflicted, "fedcba9876543210")
+
+    suffixes = "-conflict-0123456789abcdef-repair-fedcba9876543210"
+    assert repair.path == f"{REPAIRED_FOLDER}/{REPAIRED_STEM}{suffixes}.avro"
+    assert repair.name.is_repair and not conflicted.name.is_repair
+    assert repair.name.batch == conflicted.name.batch != conflicted.name
+    assert repair.name.conflict_digest == "0123456789abcdef"
+    assert repair.name.first_enqueued_ms == 1795333400500
+
+
+def test_a_repair_supersedes_its_file_only_and_a_repaired_repair_supersedes_that_repair() -> None:
+    original = f"{REPAIRED_FOLDER}/{REPAIRED_STEM}.jsonl"
+    other = f"{REPAIRED_FOLDER}/{REPAIRED_STEM.replace('p3-', 'p2-')}.jsonl"
+    first = repair_of(_file(original), "1111111111111111").path
+    second = repair_of(_file(first), "2222222222222222").path
+    elsewhere = f"weather/ingest_date=2026-11-23/hour=07/{REPAIRED_STEM}-repair-3333333333333333.jsonl"
+
+    assert superseded([original, other]) == set()
+    assert superseded([original, other, first]) == {original}
+    assert superseded([original, other, first, second]) == {original, first}
+    # Another format's file, or a repair in another folder, supersedes nothing.
+    assert superseded([original, first.replace(".jsonl", ".avro"), elsewhere]) == set()
