@@ -48,12 +48,24 @@ def _uses(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def _line(totals: dict[str, int], started: float) -> str:
-    return (
-        f"{totals['batches']:,} micro-batch{'' if totals['batches'] == 1 else 'es'} · "
-        f"{totals['bronze_rows']:,} bronze rows · "
-        f"{totals['silver_inserted']:,} new silver · {totals['quarantined']:,} quarantined · "
-        f"{totals['gold_inserted'] + totals['gold_updated']:,} gold windows changed · "
-        f"{time.monotonic() - started:.0f}s"
+    # Duplicates and damaged files appear only when there are some: the usual line stays short.
+    extras = [
+        f"{totals['duplicates_skipped']:,} duplicates skipped" if totals["duplicates_skipped"] else "",
+        f"{totals['incomplete_files']:,} damaged bronze file{'' if totals['incomplete_files'] == 1 else 's'}"
+        " quarantined whole"
+        if totals["incomplete_files"]
+        else "",
+    ]
+    return " · ".join(
+        [
+            f"{totals['batches']:,} micro-batch{'' if totals['batches'] == 1 else 'es'}",
+            f"{totals['bronze_rows']:,} bronze rows",
+            f"{totals['silver_inserted']:,} new silver",
+            *[extra for extra in extras if extra],
+            f"{totals['quarantined']:,} quarantined",
+            f"{totals['gold_inserted'] + totals['gold_updated']:,} gold windows changed",
+            f"{time.monotonic() - started:.0f}s",
+        ]
     )
 
 
@@ -66,15 +78,16 @@ def handle(args: argparse.Namespace) -> int:
     console.print(
         f"bronze: {lake.bronze_path} ({lake.bronze_format}) · gold: {lake.gold_table}", highlight=False
     )
-    seen = {k: 0 for k in ("batches", "bronze_rows", "silver_inserted", "quarantined")}
-    seen.update(gold_inserted=0, gold_updated=0)
+    counted = ("bronze_rows", "silver_inserted", "duplicates_skipped", "quarantined", "incomplete_files")
+    counted += ("gold_inserted", "gold_updated")
+    seen = dict.fromkeys(("batches", *counted), 0)
     started = time.monotonic()
     stop = threading.Event()
     with live_line(console, "starting Spark…", transient=args.json) as show:
 
         def on_batch(counts: dict[str, int]) -> None:
             seen["batches"] += 1
-            for name in ("bronze_rows", "silver_inserted", "quarantined", "gold_inserted", "gold_updated"):
+            for name in counted:
                 seen[name] += counts[name]
             suffix = "" if args.available_now or stop.is_set() else " · Ctrl-C stops"
             show(_line(seen, started) + suffix)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,22 @@ def test_the_databricks_job_takes_the_stall_timeout_as_a_parameter() -> None:
     args = job_parser().parse_args([*LAKE_ARGS, "--stall-timeout-seconds", "120"])
     assert args.stall_timeout_seconds == 120
     assert job_parser().parse_args(LAKE_ARGS).stall_timeout_seconds == 900
+
+
+def test_the_progress_line_names_duplicates_and_damaged_files_only_when_there_are_some() -> None:
+    totals = dict(batches=2, bronze_rows=1_200, silver_inserted=1_000, duplicates_skipped=0)
+    totals.update(quarantined=200, incomplete_files=0, gold_inserted=30, gold_updated=4)
+    started = time.monotonic()
+
+    clean = spark_command._line(totals, started)
+    totals.update(duplicates_skipped=150, incomplete_files=1)
+    troubled = spark_command._line(totals, started)
+
+    assert clean == (
+        "2 micro-batches · 1,200 bronze rows · 1,000 new silver · 200 quarantined · "
+        "34 gold windows changed · 0s"
+    )
+    assert troubled == (
+        "2 micro-batches · 1,200 bronze rows · 1,000 new silver · 150 duplicates skipped · "
+        "1 damaged bronze file quarantined whole · 200 quarantined · 34 gold windows changed · 0s"
+    )
