@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from datetime import date
+from functools import reduce
 from pathlib import Path
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from contract.bronze import EXACT_ENQUEUED_TIME, RECORDS_IN_FILE
+from contract.bronze import EXACT_ENQUEUED_TIME, FORMATS, RECORDS_IN_FILE
 from spark.lake import LakeConfig
 from spark.schemas import (
     BODY_COLUMN,
@@ -72,52 +73,62 @@ class BronzeSource(ABC):
 
     @property
     def _file_format(self) -> str:
-        return "avro" if self._is_avro else "json"
+        return _spark_format(self.lake.bronze_format)
 
     @property
     def _schema(self) -> T.StructType:
-        return BRONZE_AVRO_SCHEMA if self._is_avro else BRONZE_JSON_SCHEMA
+        return _schema_of(self.lake.bronze_format)
 
-    def _options(self) -> dict[str, str]:
-        """Reader options shared by every read of bronze.
+    def _options(self, fmt: str | None = None) -> dict[str, str]:
+        """Reader options shared by every read of bronze (of the configured format by default).
 
         A damaged file must not block the stream: Spark reads what it can of it (the job then
         finds it short of its ``RecordsInFile`` and quarantines it), and a file deleted after it
         was listed is skipped (the audit reports what it held).
         """
+        fmt = fmt or self.lake.bronze_format
         options = {
-            "pathGlobFilter": self._glob,
+            # "*.jsonl" does not match "*.jsonl.gz": each format reads only its own files.
+            "pathGlobFilter": f"*.{fmt}",
             "ignoreCorruptFiles": "true",
             "ignoreMissingFiles": "true",
         }
-        if not self._is_avro:
+        if fmt != "avro":
             options["columnNameOfCorruptRecord"] = CORRUPT_RECORD_COLUMN
         return options
-
-    @property
-    def _glob(self) -> str:
-        # "*.jsonl" does not match "*.jsonl.gz": each format reads only its own files.
-        return f"*.{self.lake.bronze_format}"
 
     @abstractmethod
     def read_stream(self) -> DataFrame:
         """Bronze rows as a stream (new files only, tracked in the checkpoint)."""
 
     def read_batch(self, min_ingest_date: date) -> DataFrame:
-        """Bronze rows of every ``ingest_date`` folder on or after a date (reprocessing)."""
+        """Bronze rows of every ``ingest_date`` folder on or after a date (reprocessing).
+
+        Every bronze format is read, not only the configured one: after ``BRONZE_FORMAT`` changed,
+        history holds files of both, and a rebuild that read one would drop the other's events.
+        ``Body`` is then bytes, as Avro's (check_bronze reads either).
+        """
+        frames = [self._read_format(fmt, min_ingest_date) for fmt in FORMATS]
+        found = [frame for frame in frames if not frame.isEmpty()]
+        if len(found) <= 1:
+            return found[0] if found else frames[FORMATS.index(self.lake.bronze_format)]
+        as_bytes = [frame.withColumn(BODY_COLUMN, F.col(BODY_COLUMN).cast(T.BinaryType())) for frame in found]
+        return reduce(DataFrame.unionByName, as_bytes)
+
+    def _read_format(self, fmt: str, min_ingest_date: date) -> DataFrame:
         # The stream's options: a damaged file must not fail a rebuild either.
-        reader = self.spark.read.format(self._file_format).schema(self._schema).options(**self._options())
-        frame = reader.load(self.lake.bronze_path)
+        reader = self.spark.read.format(_spark_format(fmt)).schema(_schema_of(fmt))
+        frame = reader.options(**self._options(fmt)).load(self.lake.bronze_path)
         # Partition discovery reads ingest_date=/hour= folders as columns, so the filter prunes
         # (a lake without any such folder has no rows to filter).
         if "ingest_date" in frame.columns:
             frame = frame.where(F.col("ingest_date") >= F.lit(min_ingest_date))
-        return self.envelope(frame)
+        return self.envelope(frame, fmt)
 
-    def envelope(self, frame: DataFrame) -> DataFrame:
-        """The read rows as :data:`ENVELOPE_COLUMNS`."""
+    def envelope(self, frame: DataFrame, fmt: str | None = None) -> DataFrame:
+        """The read rows (of the configured format by default) as :data:`ENVELOPE_COLUMNS`."""
         columns: dict[str, Column] = {name: F.col(name) for name in ENVELOPE_COLUMNS}
-        if self._is_avro:
+        if (fmt or self.lake.bronze_format) == "avro":
             columns["EnqueuedTimeUtc"] = F.col(EXACT_ENQUEUED_TIME)
         if CORRUPT_RECORD_COLUMN not in frame.columns:
             columns[CORRUPT_RECORD_COLUMN] = F.lit(None).cast("string")
@@ -125,6 +136,15 @@ class BronzeSource(ABC):
             columns[RESCUED_ENVELOPE_COLUMN] = F.lit(None).cast("string")
         columns[SOURCE_FILE_COLUMN] = F.col("_metadata.file_path")
         return frame.select(*[column.alias(name) for name, column in columns.items()])
+
+
+def _spark_format(fmt: str) -> str:
+    """Spark's reader for a bronze format (gzip'd JSON lines are read by extension)."""
+    return "avro" if fmt == "avro" else "json"
+
+
+def _schema_of(fmt: str) -> T.StructType:
+    return BRONZE_AVRO_SCHEMA if fmt == "avro" else BRONZE_JSON_SCHEMA
 
 
 class FileSource(BronzeSource):

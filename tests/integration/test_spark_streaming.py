@@ -353,6 +353,23 @@ def test_reprocessing_equals_streaming_and_a_rerun_changes_nothing(spark: Any, t
     assert silver_ids(rebuilt) == silver_ids(streamed)
 
 
+def test_a_rebuild_after_bronze_format_changed_reads_the_files_of_every_format(
+    spark: Any, tmp_path: Path
+) -> None:
+    # History written as JSON lines, then gzip'd JSON lines, then (BRONZE_FORMAT=avro) Avro.
+    written = [events(25, DAY + timedelta(hours=h), seed=20 + h, prefix=f"fmt{h}") for h in range(3)]
+    for hour, (fmt, bodies) in enumerate(zip(("jsonl", "jsonl.gz", "avro"), written, strict=True)):
+        write(lake_at(tmp_path, fmt), bodies, "0", 100 * hour, DAY + timedelta(hours=hour, minutes=31))
+    now_avro = lake_at(tmp_path, "avro")
+
+    counts = reprocess(spark, now_avro, date(2026, 11, 20), date(2026, 11, 20))
+
+    every_event = [body for bodies in written for body in bodies]
+    assert counts["silver_rows"] == len(every_event) == 75
+    assert silver_ids(now_avro) == sorted(b["eventId"] for b in every_event)
+    assert gold(now_avro) == oracle_gold(every_event)
+
+
 def test_a_processing_time_trigger_keeps_picking_up_files_until_stopped(spark: Any, tmp_path: Path) -> None:
     lake = lake_at(tmp_path, "jsonl")
     bodies = events(20, DAY, seed=8, prefix="h")
