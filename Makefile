@@ -50,13 +50,13 @@ path: ## Let .venv's python run python -m pipeline (producer, bench) from any fo
 demo: install ## Run the whole pipeline on embedded defaults in a fresh state folder
 	$(PY) -m pipeline demo
 
-test: install ## Install what the tests need and run them all (unit, integration, e2e)
+test: install ## Install what the tests need and run them all (unit, integration, e2e, faults)
 	$(PY) -m pytest tests -q
 
-test-unit: install ## Fast tests of pure code
+test-unit: install ## Pure code only (no Java, servers, subprocesses or Delta writes): seconds
 	$(PY) -m pytest tests/unit -q
 
-test-integration: install ## Tests against real servers (Azurite, PostgreSQL) and local Spark
+test-integration: install ## Real components: Azurite, PostgreSQL, local Spark, Delta tables, ODBC, subprocesses
 	$(PY) -m pytest tests/integration -q
 
 test-e2e: install ## The whole pipeline on a small run

@@ -355,13 +355,6 @@ def batch_name(
     )
 
 
-def batch_file_stem(
-    partition_id: str | None, events: Sequence[HubEvent] | EventColumns, hub: str = DEFAULT_HUB_TAG
-) -> str:
-    """The stem of a batch's file names: ``p<partition>-<first>-<last>-<time>-<hub>`` (:func:`batch_name`)."""
-    return batch_name(partition_id, events, hub=hub).stem
-
-
 def batch_digest(events: EventColumns) -> str:
     """16 hex digits that differ for any two batches with different events (sequence numbers,
     offsets, enqueued times or bodies) and are the same for a replay of one batch."""

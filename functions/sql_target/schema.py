@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from functions.sql_target.dialects import Dialect, SqlServerDialect
 from functions.sql_target.reporting_views import reporting_views
-from functions.sql_target.sync_statements import sync_statements
 
 
 def ddl(dialect: Dialect) -> list[str]:
@@ -40,8 +39,3 @@ def ddl_script(dialect: Dialect) -> str:
         ]
         return header + "\nGO\n\n".join(guarded) + "\nGO\n"
     return header + ";\n\n".join(statements) + ";\n"
-
-
-def all_statements(dialect: Dialect) -> list[str]:
-    """Every statement the sync can send to the dialect's engine (for parsing them in tests)."""
-    return [*ddl(dialect), dialect.schema_probe(), *sync_statements(dialect).statements()]

@@ -1,6 +1,6 @@
 """The fault matrix: each test records its row; the terminal summary prints the table.
 
-A test takes the ``fault`` fixture, names its fault, and :func:`tests.faults.harness.
+A test takes the ``fault`` fixture, names its fault, and :func:`tests.fixtures.fault_harness.
 settle_and_check` fills in what the audit found. The result column is the test's outcome, so a
 row whose assertions failed says FAIL even when its counts look right.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.harness import FaultRow
+from tests.fixtures.fault_harness import FaultRow
 from tests.fixtures.servers import AzuriteServer, PostgresServer, start_postgres, stop_postgres
 
 _ROWS: dict[str, FaultRow] = {}

@@ -26,8 +26,8 @@ from deltalake import DeltaTable
 
 from pipeline.audit import run_audit
 from pipeline.repair import run_repair
-from tests.faults.harness import FaultRow, Pipeline, settle_and_check
 from tests.fixtures.cli import run_python
+from tests.fixtures.fault_harness import FaultRow, Pipeline, settle_and_check
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
 

@@ -20,7 +20,7 @@ import pytest
 from contract.lake_layout import batch_name
 from localhub import LocalEventHub
 from settings import PROJECT_ROOT
-from tests.faults.harness import FaultRow, Pipeline, settle_and_check
+from tests.fixtures.fault_harness import FaultRow, Pipeline, settle_and_check
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
 

@@ -17,7 +17,7 @@ from deltalake import DeltaTable
 from localhub import LocalConsumer, LocalEventHub
 from pipeline.host import LocalFunctionsHost
 from settings import PROJECT_ROOT
-from tests.faults.harness import FaultRow, Pipeline, settle_and_check
+from tests.fixtures.fault_harness import FaultRow, Pipeline, settle_and_check
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
 

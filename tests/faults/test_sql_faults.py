@@ -25,8 +25,8 @@ import pytest
 from deltalake import DeltaTable
 
 from settings import PROJECT_ROOT
-from tests.faults.harness import FaultRow, Pipeline, settle_and_check
 from tests.fixtures.cli import run_python
+from tests.fixtures.fault_harness import FaultRow, Pipeline, settle_and_check
 from tests.fixtures.servers import Postgres, PostgresServer, pause_postgres, resume_postgres
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]

@@ -27,7 +27,7 @@ from localhub import LocalConsumer, LocalEventHub
 from pipeline.audit import run_audit
 from pipeline.host import LocalFunctionsHost
 from settings import Settings
-from tests.faults.harness import FaultRow, Pipeline, settle_and_check
+from tests.fixtures.fault_harness import FaultRow, Pipeline, settle_and_check
 from tests.fixtures.servers import AzuriteServer
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]

@@ -29,7 +29,7 @@ from functions.lake import lake_from_settings
 from pipeline.audit import SILVER_TYPES, run_audit
 from pipeline.host import LocalFunctionsHost
 from pipeline.sync_runner import sync_once
-from tests.integration.test_local_host import make_settings, produce
+from tests.fixtures.local_host import make_settings, produce
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.orchestrate import LOCATION_OVERRIDES
 from settings import PROJECT_ROOT
-from tests.fixtures.cli import run_python
+from tests.fixtures.cli import cli_env, one_error_line, pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -31,34 +30,6 @@ WRITERS = [
     ["sql", "init"],
 ]
 READERS = [["status"], ["status", "--json"], ["report"]]
-
-
-def cli_env(home: Path, **values: str) -> dict[str, str]:
-    """The user's environment with the state folder at ``home`` and nothing pointing elsewhere."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("VIRTUAL_ENV", "PIPELINE_DEBUG") and not k.startswith("AZURE_")
-    }
-    env.update({name: "" for name in LOCATION_OVERRIDES})
-    env.update(PIPELINE_HOME=str(home), COLUMNS="200")
-    env.update(values)
-    return env
-
-
-def pipeline(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return run_python(env, "-m", "pipeline", *args, timeout=timeout)
-
-
-def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    """The one line a failed command printed (stdout is empty, stderr is that line)."""
-    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
 
 
 # --- section 1: failures a user can cause -----------------------------------------------------------

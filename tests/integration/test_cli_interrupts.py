@@ -20,8 +20,7 @@ import pytest
 
 from pipeline.statelock import holder
 from settings import PROJECT_ROOT
-from tests.fixtures.cli import run_python
-from tests.integration.test_cli_errors import cli_env, pipeline
+from tests.fixtures.cli import cli_env, pipeline, run_python
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
 

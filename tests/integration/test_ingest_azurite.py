@@ -13,8 +13,8 @@ from functions.ingest_core import IngestConfig
 from functions.lake import BlobLake, lake_from_settings
 from functions.landing import BatchNameConflict
 from pipeline.host import LocalFunctionsHost
-from tests.integration.test_local_host import assert_each_event_landed_once, make_settings, produce
-from tests.unit.test_ingest_function import good_body, worker_batch
+from tests.fixtures.event_batches import good_body, worker_batch
+from tests.fixtures.local_host import assert_each_event_landed_once, make_settings, produce
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import ast
-import fnmatch
 import importlib.metadata
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -16,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from settings import PROJECT_ROOT
+from tests.fixtures.deploy import published_files
 
 pytestmark = pytest.mark.integration
 
@@ -29,30 +28,6 @@ DEPLOYED_TOP_LEVEL = {
 }
 OUR_PACKAGES = {"function_app", "functions", "contract", "settings"}
 LOCAL_ONLY = ["pipeline", "localhub", "producer", "spark", "tests", "bench"]
-
-
-def funcignore_patterns() -> list[str]:
-    lines = (PROJECT_ROOT / ".funcignore").read_text().splitlines()
-    return [line.strip().rstrip("/") for line in lines if line.strip() and not line.startswith("#")]
-
-
-def is_ignored(relative: Path, patterns: list[str]) -> bool:
-    return any(fnmatch.fnmatch(part, pattern) for part in relative.parts for pattern in patterns)
-
-
-def published_files() -> list[Path]:
-    """The project files .funcignore lets through (what the publish would zip)."""
-    patterns = funcignore_patterns()
-    result = []
-    for folder, subfolders, files in os.walk(PROJECT_ROOT):
-        here = Path(folder).relative_to(PROJECT_ROOT)
-        # Prune ignored folders (node_modules, .venv, ...) instead of walking them.
-        subfolders[:] = [d for d in subfolders if not is_ignored(here / d, patterns)]
-        for name in files:
-            relative = here / name
-            if not is_ignored(relative, patterns) and relative != Path(".funcignore"):
-                result.append(relative)
-    return result
 
 
 def test_funcignore_keeps_tests_local_state_and_local_tooling_out() -> None:

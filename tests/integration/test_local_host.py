@@ -3,104 +3,23 @@
 from __future__ import annotations
 
 import itertools
-import json
 import threading
 import time
 import typing
-from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import azure.functions as func
 import pytest
-from azure.eventhub import EventData
 
 import functions.ingest as ingest_module
-from contract.lake_layout import format_of
-from functions.bronze import decode_bronze, decode_jsonl
-from functions.ingest_core import original_body
+from functions.bronze import decode_bronze
 from functions.lake import LakeStorage, LocalLake
-from localhub import LocalConsumer, LocalEventHub, LocalProducerClient
+from localhub import LocalConsumer, LocalEventHub
 from pipeline.host import LocalFunctionsHost
-from settings import Settings, load_settings
+from tests.fixtures.local_host import assert_each_event_landed_once, lake_files, make_settings, produce
 
 pytestmark = pytest.mark.integration
-
-
-def make_settings(home: Path, **extra: str) -> Settings:
-    values = {
-        "PIPELINE_HOME": str(home),
-        "LOCAL_LAKE_PATH": "",
-        "LAKE_CONNECTION_STRING": "",
-        "LAKE_ACCOUNT_URL": "",
-        "BRONZE_FORMAT": "jsonl",
-        "LOCAL_HUB_PARTITIONS": "4",
-        # The host's waits (retries, host.json maxWaitTime) at 1/1000 of real time.
-        "LOCAL_HOST_TIME_SCALE": "0.001",
-        **extra,
-    }
-    return load_settings(environ=values, local_settings_file=home / "absent.json")
-
-
-def body_for(n: int) -> bytes:
-    event = {
-        "eventId": f"evt-{n:05d}",
-        "deviceId": f"station-{n % 7}",
-        "location": ["Oslo", "Lima", "Pune"][n % 3],
-        "eventTime": datetime.now(UTC).isoformat(),
-        "temperature": 10 + n % 20,
-        "humidity": 55,
-        "windSpeed": 2.5,
-        "windDirection": "NW",
-        "precipitation": 0.0,
-        "conditions": "Cloudy",
-    }
-    if n % 29 == 0:
-        event["temperature"] = 400  # out of range: quarantined, but it has an eventId
-    return json.dumps(event).encode()
-
-
-def produce(settings: Settings, count: int) -> dict[str, bytes]:
-    """Send ``count`` events (some bad) with partition keys; return eventId (or a label) -> body."""
-    hub = LocalEventHub(settings.local_hub_path, settings.eventhub_name, settings.local_hub_partitions)
-    producer = LocalProducerClient(hub)
-    sent: dict[str, bytes] = {}
-    for key in ("oslo", "lima", "pune", "quito"):
-        batch = producer.create_batch(partition_key=key)
-        for n in range(len(sent), len(sent) + count // 4):
-            raw = b"\xfe\xff garbage %d" % n if n % 37 == 0 else body_for(n)
-            data = EventData(raw)
-            data.properties = {"producer": "test", "n": n}
-            batch.add(data)
-            sent[f"evt-{n:05d}" if n % 37 else f"bad-{n}"] = raw
-        producer.send_batch(batch)
-    hub.close()
-    return sent
-
-
-def lake_files(lake: LakeStorage, container: str) -> dict[str, bytes]:
-    return {path: lake.read(container, path) for path in lake.list(container)}
-
-
-def landed(lake: LakeStorage) -> tuple[Counter[bytes], Counter[bytes]]:
-    """Bodies found in bronze and in quarantine, with how often each was found."""
-    bronze: Counter[bytes] = Counter()
-    for path, data in lake_files(lake, "bronze").items():
-        bronze.update(r["Body"] for r in decode_bronze(data, format_of(path)))
-    quarantine: Counter[bytes] = Counter()
-    for data in lake_files(lake, "quarantine").values():
-        quarantine.update(original_body(r) for r in decode_jsonl(data))
-    return bronze, quarantine
-
-
-def assert_each_event_landed_once(sent: dict[str, bytes], lake: LakeStorage) -> None:
-    bronze, quarantine = landed(lake)
-    assert set(bronze.values()) == {1} and set(quarantine.values()) == {1}
-    assert not set(bronze) & set(quarantine)
-    assert set(bronze) | set(quarantine) == set(sent.values())
-    valid_ids = {k for k, raw in sent.items() if k.startswith("evt-") and b'"temperature": 400' not in raw}
-    assert {json.loads(b)["eventId"] for b in bronze} == valid_ids
 
 
 def test_every_produced_event_lands_once_in_bronze_or_quarantine(tmp_path: Path) -> None:

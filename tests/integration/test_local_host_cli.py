@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.cli import run_python
-from tests.integration.test_local_host import make_settings, produce
+from tests.fixtures.local_host import make_settings, produce
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

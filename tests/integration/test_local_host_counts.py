@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.host import LocalFunctionsHost
-from tests.integration.test_local_host import make_settings, produce
+from tests.fixtures.local_host import make_settings, produce
 
 pytestmark = pytest.mark.integration
 

@@ -27,7 +27,7 @@ from functions.lake import LakeStorage, LocalLake
 from localhub import LocalConsumer, LocalEventHub
 from pipeline.host import LocalFunctionsHost
 from settings import PROJECT_ROOT, Settings
-from tests.integration.test_local_host import assert_each_event_landed_once, make_settings, produce
+from tests.fixtures.local_host import assert_each_event_landed_once, make_settings, produce
 
 pytestmark = pytest.mark.integration
 
@@ -332,8 +332,7 @@ def sql_watermark(settings: Settings) -> int:
 
 
 def test_a_failed_sync_firing_leaves_the_watermark_and_the_next_firing_catches_up(tmp_path: Path) -> None:
-    from tests.integration.test_sync_function import sqlite_rows
-    from tests.integration.test_sync_warehouse import Gold, expected, window
+    from tests.fixtures.gold import Gold, expected, sqlite_rows, window
 
     settings = make_settings(tmp_path)
     gold = Gold(Path(settings.gold_table_uri))

@@ -18,9 +18,9 @@ from pipeline.audit import find_damaged_files
 from pipeline.host import LocalFunctionsHost
 from pipeline.reingest import EventHubsRange
 from pipeline.repair import run_repair
-from tests.faults.harness import Pipeline
 from tests.fixtures.cli import run_python
 from tests.fixtures.eventhubs import FakeConsumerClient, service_event
+from tests.fixtures.fault_harness import Pipeline
 
 pytestmark = pytest.mark.integration
 

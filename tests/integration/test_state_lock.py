@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.statelock import LOCK_NAME, holder
 from settings import PROJECT_ROOT
-from tests.integration.test_cli_errors import cli_env, one_error_line, pipeline
+from tests.fixtures.cli import cli_env, one_error_line, pipeline
 
 pytestmark = pytest.mark.integration
 

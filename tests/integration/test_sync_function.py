@@ -16,26 +16,13 @@ from functions.sql_target.warehouse import SqlWarehouse
 from functions.sync_core import run_sync
 from pipeline.sync_runner import SYNC_FUNCTION_NAME, find_timer_function, sync_once
 from settings import load_settings
-from tests.integration.test_sync_warehouse import Gold, expected, window
+from tests.fixtures.gold import Gold, expected, sqlite_rows, window
 
 pytestmark = pytest.mark.integration
 
 
 def home_settings(tmp_path, **extra: str):
     return load_settings(environ={"PIPELINE_HOME": str(tmp_path / "home"), **extra})
-
-
-def sqlite_rows(settings) -> set[tuple]:
-    conn = sqlite3.connect(settings.sqlite_path)
-    try:
-        rows = conn.execute(
-            "SELECT location, window_start, window_end, event_count, avg_temperature, min_temperature, "
-            "max_temperature, avg_humidity, avg_wind_speed, max_wind_speed, total_precipitation, "
-            "dominant_wind_direction, dominant_conditions, updated_at FROM weather_summary"
-        ).fetchall()
-    finally:
-        conn.close()
-    return {tuple(datetime.fromisoformat(v) if i in (1, 2, 13) else v for i, v in enumerate(r)) for r in rows}
 
 
 def test_the_timer_binding_is_what_azure_would_index():

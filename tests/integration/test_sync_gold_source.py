@@ -9,7 +9,7 @@ from deltalake import write_deltalake
 
 from functions.gold_source import DeltaGoldSource, gold_source_from_settings, storage_options_from_settings
 from settings import load_settings
-from tests.integration.test_sync_warehouse import GOLD_SCHEMA, Gold, window
+from tests.fixtures.gold import GOLD_SCHEMA, Gold, window
 
 pytestmark = pytest.mark.integration
 

@@ -13,106 +13,18 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
-import pyarrow as pa
 import pytest
-from deltalake import DeltaTable, write_deltalake
 
-from functions.gold_source import DeltaGoldSource
 from functions.sql_target.connections import odbc_connector, sqlite_connector
 from functions.sql_target.dialects import PostgresDialect, SqliteDialect, TableNames
 from functions.sql_target.warehouse import SqlWarehouse
 from functions.sync_core import GOLD_COLUMNS, SyncSummary, run_sync
+from tests.fixtures.gold import Gold, as_datetime, expected, window
 
 pytestmark = pytest.mark.integration
-
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-GOLD_SCHEMA = pa.schema(
-    [
-        ("location", pa.string()),
-        ("window_start", pa.timestamp("us", "UTC")),
-        ("window_end", pa.timestamp("us", "UTC")),
-        ("event_count", pa.int64()),
-        *[(c, pa.float64()) for c in GOLD_COLUMNS[4:11]],
-        ("dominant_wind_direction", pa.string()),
-        ("dominant_conditions", pa.string()),
-        ("updated_at", pa.timestamp("us", "UTC")),
-    ]
-)
-
-
-def window(
-    location: str | None, minute: int, temp: float, processed: int = 0, count: int = 3
-) -> dict[str, Any]:
-    """One gold row: a 5-minute window at T0 + ``minute``, last recomputed at T0 + 1h + ``processed`` s."""
-    start = T0 + timedelta(minutes=minute)
-    return {
-        "location": location,
-        "window_start": start,
-        "window_end": start + timedelta(minutes=5),
-        "event_count": count,
-        "avg_temperature": temp,
-        "min_temperature": temp - 1.25,
-        "max_temperature": temp + 1.25,
-        "avg_humidity": 61.5,
-        "avg_wind_speed": 4.0,
-        "max_wind_speed": 9.5,
-        "total_precipitation": 0.3,
-        "dominant_wind_direction": "SW",
-        "dominant_conditions": "Rain",
-        "updated_at": T0 + timedelta(hours=1, seconds=processed),
-    }
-
-
-class Gold:
-    """A gold Delta table the test controls."""
-
-    def __init__(self, path: Path, change_feed: bool = True):
-        self.uri = str(path)
-        self.change_feed = change_feed
-
-    def write(self, rows: list[dict[str, Any]]) -> None:
-        config = {"delta.enableChangeDataFeed": "true"} if self.change_feed else None
-        write_deltalake(self.uri, pa.Table.from_pylist(rows, schema=GOLD_SCHEMA), configuration=config)
-
-    def merge(self, rows: list[dict[str, Any]]) -> None:
-        (
-            DeltaTable(self.uri)
-            .merge(
-                pa.Table.from_pylist(rows, schema=GOLD_SCHEMA),
-                "t.location = s.location AND t.window_start = s.window_start",
-                source_alias="s",
-                target_alias="t",
-            )
-            .when_matched_update_all()
-            .when_not_matched_insert_all()
-            .execute()
-        )
-
-    def delete(self, location: str) -> None:
-        DeltaTable(self.uri).delete(f"location = '{location}'")
-
-    @property
-    def source(self) -> DeltaGoldSource:
-        return DeltaGoldSource(self.uri)
-
-
-def expected(row: dict[str, Any]) -> tuple[Any, ...]:
-    """The SQL row a gold row should become (without synced_at), built from the test input."""
-    values = []
-    for column in GOLD_COLUMNS:
-        value = row[column]
-        if isinstance(value, datetime):
-            value = value.astimezone(UTC).replace(tzinfo=None)
-        values.append(value)
-    return tuple(values)
-
-
-def as_datetime(value: Any) -> Any:
-    return datetime.fromisoformat(value) if isinstance(value, str) and value[:2] == "20" else value
 
 
 @dataclass

@@ -28,10 +28,9 @@ from functions.lake import LakeStorage, LocalLake
 from localhub import LocalConsumer, LocalEventHub
 from pipeline.host import HostError, LocalFunctionsHost, trigger_metadata
 from settings import PROJECT_ROOT, Settings
-from tests.integration.test_ingest_deploy import published_files
-from tests.integration.test_local_host import make_settings, produce
-from tests.integration.test_sync_function import sqlite_rows
-from tests.integration.test_sync_warehouse import Gold, expected, window
+from tests.fixtures.deploy import published_files
+from tests.fixtures.gold import Gold, expected, sqlite_rows, window
+from tests.fixtures.local_host import make_settings, produce
 
 pytestmark = pytest.mark.integration
 

@@ -22,8 +22,8 @@ from functions.bronze import decode_bronze, encode_bronze
 from functions.eventhub_trigger import columns_from_trigger
 from functions.fast_columns import BatchTimeFormatter
 from functions.records import BronzeBatch, string_map
-from tests.unit.test_contract import CASES, ENQUEUED, body_with, event_bodies
-from tests.unit.test_ingest_function import good_body, host_metadata, worker_batch
+from tests.fixtures.contract_cases import CASES, ENQUEUED, body_with, event_bodies
+from tests.fixtures.event_batches import good_body, host_metadata, worker_batch
 
 # ---------------------------------------------------------------------------------------------
 # contract.validate_batch == contract.validate_event, body by body

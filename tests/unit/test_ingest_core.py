@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -14,15 +15,24 @@ from hypothesis import strategies as st
 from contract.bronze import rfc3339_ms
 from contract.lake_layout import batch_folder
 from functions.ingest_core import (
+    DEFAULT_HUB_TAG,
     EventColumns,
     HubEvent,
-    batch_file_stem,
+    batch_name,
     holds_events_of,
     hub_tag,
     original_body,
     process_batch,
 )
 from functions.records import string_map
+
+
+def file_stem(
+    partition_id: str | None, events: Sequence[HubEvent] | EventColumns, hub: str = DEFAULT_HUB_TAG
+) -> str:
+    """The stem of a batch's file names: ``p<partition>-<first>-<last>-<time>-<hub>``."""
+    return batch_name(partition_id, events, hub=hub).stem
+
 
 ENQUEUED = datetime(2026, 11, 22, 7, 43, 20, 123456, tzinfo=UTC)
 INGESTED = datetime(2026, 11, 22, 7, 45, 0, tzinfo=UTC)
@@ -157,22 +167,20 @@ def test_a_recreated_hubs_batch_with_the_same_sequence_numbers_gets_another_name
     before = [hub_event(body(good()), seq=0)]
     recreated = [hub_event(body(good(eventId="new")), seq=0, enqueued_time=ENQUEUED + timedelta(minutes=3))]
 
-    assert batch_file_stem("0", before) != batch_file_stem("0", recreated)
+    assert file_stem("0", before) != file_stem("0", recreated)
 
 
 def test_two_hubs_batches_with_the_same_numbers_and_times_get_different_names() -> None:
     events = [hub_event(body(good()), seq=0)]
 
-    assert batch_file_stem("0", events, hub_tag("weather")) != batch_file_stem(
-        "0", events, hub_tag("weather2")
-    )
+    assert file_stem("0", events, hub_tag("weather")) != file_stem("0", events, hub_tag("weather2"))
 
 
 def test_a_replayed_batch_gets_the_same_name() -> None:
     events = [hub_event(body(good()), seq=s) for s in (3, 4)]
     replay = [hub_event(body(good()), seq=s) for s in (3, 4)]
 
-    assert batch_file_stem("1", events, "abcd0123") == batch_file_stem("1", replay, "abcd0123")
+    assert file_stem("1", events, "abcd0123") == file_stem("1", replay, "abcd0123")
 
 
 def test_hub_tag_is_namespace_and_hub_name_from_settings_or_connection_string() -> None:
@@ -217,19 +225,19 @@ def test_unknown_partition_names_differ_for_two_partitions_with_the_same_sequenc
     a = [hub_event(body(good(eventId="a")), seq=0), hub_event(body(good(eventId="b")), seq=1)]
     b = [hub_event(body(good(eventId="c")), seq=0), hub_event(body(good(eventId="d")), seq=1)]
 
-    name_a, name_b = batch_file_stem(None, a), batch_file_stem(None, b)
+    name_a, name_b = file_stem(None, a), file_stem(None, b)
 
     assert name_a != name_b
     assert name_a.startswith("px")
     assert "-00000000000000000000-00000000000000000001-" in name_a
-    assert batch_file_stem(None, a) == name_a  # a replay of the same batch gets the same name
+    assert file_stem(None, a) == name_a  # a replay of the same batch gets the same name
 
 
 def test_partition_id_unsafe_for_a_file_name_is_not_used_in_it() -> None:
     events = [hub_event(body(good()))]
 
-    assert "/" not in batch_file_stem("../0", events)
-    assert batch_file_stem("../0", events).startswith("px")
+    assert "/" not in file_stem("../0", events)
+    assert file_stem("../0", events).startswith("px")
 
 
 def test_rfc3339_ms_truncates_to_milliseconds_in_utc() -> None:

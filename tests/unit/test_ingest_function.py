@@ -5,14 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from datetime import UTC, datetime, timedelta
+import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import azure.functions as func
 import pytest
-from azure.functions import meta
-from azure.functions.eventhub import EventHubTriggerConverter
 
 from functions.bronze import decode_bronze, decode_jsonl
 from functions.ingest import handle_batch
@@ -20,71 +18,10 @@ from functions.ingest_core import IngestConfig
 from functions.lake import LakeStorage, LocalLake
 from functions.landing import BatchNameConflict
 from settings import Settings
+from tests.fixtures.event_batches import ENQUEUED, good_body, worker_batch
 
-ENQUEUED = datetime(2026, 11, 22, 7, 43, 20, 500000, tzinfo=UTC)
 # What file names end with: the first enqueued time, and the embedded hub "weather"'s tag.
 NAME_TAIL = "20261122T074320500Z-" + hashlib.sha256(b"/weather").hexdigest()[:8]
-
-
-class _Bodies:
-    """The worker's ``collection_bytes`` payload: a protobuf message with a ``bytes`` list."""
-
-    def __init__(self, data: list[bytes]) -> None:
-        self.bytes = data
-
-
-def good_body(event_id: str, **changes: Any) -> bytes:
-    event = {
-        "eventId": event_id,
-        "deviceId": "station-7",
-        "location": "Lisbon",
-        "eventTime": "2026-11-22T07:43:00Z",
-        "temperature": 18.5,
-        "humidity": 60,
-        "windSpeed": 4.0,
-        "windDirection": "SW",
-        "precipitation": 0,
-        "conditions": "Sunny",
-        **changes,
-    }
-    return json.dumps(event).encode()
-
-
-def worker_batch(
-    bodies: list[bytes], first_seq: int = 0, partition: str | None = "0", properties: list[dict] | None = None
-) -> list[func.EventHubEvent]:
-    """What the Python worker hands a cardinality-many function, built from host-style metadata."""
-    metadata = host_metadata(bodies, first_seq, partition, properties)
-    events = EventHubTriggerConverter.decode(
-        meta.Datum(_Bodies(bodies), "collection_bytes"), trigger_metadata=metadata
-    )
-    assert isinstance(events, list)
-    return events
-
-
-def host_metadata(
-    bodies: list[bytes], first_seq: int = 0, partition: str | None = "0", properties: list[dict] | None = None
-) -> dict[str, meta.Datum]:
-    """The trigger metadata the host sends with such a batch (what worker_batch decodes)."""
-    system = [
-        {
-            "x-opt-sequence-number": first_seq + i,
-            "iothub-connection-device-id": f"device-{i}",
-            "SequenceNumber": first_seq + i,
-            "Offset": (first_seq + i) * 512,
-            "EnqueuedTimeUtc": (ENQUEUED + timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            "PartitionKey": None,
-        }
-        for i in range(len(bodies))
-    ]
-    metadata = {
-        "SystemPropertiesArray": meta.Datum(json.dumps(system), "json"),
-        "PropertiesArray": meta.Datum(json.dumps(properties or [{} for _ in bodies]), "json"),
-    }
-    if partition is not None:
-        context = {"EventHubName": "weather", "ConsumerGroup": "ingest", "PartitionId": partition}
-        metadata["PartitionContext"] = meta.Datum(json.dumps(context), "json")
-    return metadata
 
 
 @pytest.fixture()
@@ -276,7 +213,9 @@ def test_each_batch_logs_one_structured_line_with_counts(
 ) -> None:
     caplog.set_level(logging.INFO, logger="functions.ingest")
 
+    started = time.perf_counter()
     handle_batch(worker_batch([good_body("a"), b"nope", b"[1]"]), LocalLake(tmp_path), IngestConfig())
+    took_ms = (time.perf_counter() - started) * 1000
 
     [record] = [r for r in caplog.records if r.name == "functions.ingest"]
     logged = json.loads(record.getMessage().split(" ", 1)[1])
@@ -284,5 +223,5 @@ def test_each_batch_logs_one_structured_line_with_counts(
     assert logged["quarantined"] == 2
     assert logged["quarantined_by_reason"] == {"json": 1, "not_object": 1}
     assert logged["bytes"] == len(good_body("a")) + len(b"nope") + len(b"[1]")
-    assert logged["duration_ms"] >= 0
+    assert 0 < logged["duration_ms"] <= took_ms  # milliseconds, of this call
     assert record.custom_dimensions == logged  # type: ignore[attr-defined]

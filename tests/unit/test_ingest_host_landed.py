@@ -15,7 +15,7 @@ from localhub import ReceivedEvent
 from pipeline.host import build_event_batch
 from pipeline.host.landed import Landed, LandedReader
 from settings import Settings, load_settings
-from tests.unit.test_ingest_function import good_body
+from tests.fixtures.event_batches import good_body
 
 ENQUEUED = datetime(2026, 11, 22, 7, 43, 20, 500000, tzinfo=UTC)
 # Two valid events and two the contract rejects, one reason each.

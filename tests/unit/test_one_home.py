@@ -15,6 +15,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 CODE = ["contract", "functions", "spark", "pipeline", "producer", "localhub", "bench", "tests/fixtures"]
 CODE_FILES = ["settings.py", "function_app.py"]
+# Fixtures that are tests' expected values written out by hand (the contract's table of bodies and
+# their reasons, a state folder built in the documented layout), not code that builds the data.
+BY_HAND = {"tests/fixtures/contract_cases.py", "tests/fixtures/state_home.py"}
 
 # rule: (its home, the spellings only the home may hold, what to call instead)
 RULES = {
@@ -44,6 +47,7 @@ RULES = {
 
 def code_lines() -> list[tuple[str, int, str]]:
     files = [p for folder in CODE for p in sorted((ROOT / folder).rglob("*.py"))]
+    files = [p for p in files if p.relative_to(ROOT).as_posix() not in BY_HAND]
     files += [ROOT / name for name in CODE_FILES]
     return [
         (path.relative_to(ROOT).as_posix(), number, line)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -14,17 +13,12 @@ from pipeline.commands import spark as spark_command
 from pipeline.spark_runner import lake_config
 from settings import SettingsError, load_settings
 from spark.job import build_parser as job_parser
+from tests.fixtures.cli import parser_with
 
 LAKE_ARGS = [
     *("--bronze-path", "/b", "--silver-table", "/s", "--quarantine-table", "/q"),
     *("--gold-table", "/g", "--checkpoint", "/c"),
 ]
-
-
-def parser_with(module: object) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser()
-    module.register(parser.add_subparsers(dest="command"))  # type: ignore[attr-defined]
-    return parser
 
 
 def test_spark_command_parses_available_now_and_json() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sqlite3
 
@@ -13,16 +12,8 @@ from functions.sql_target.schema import ddl_script
 from pipeline.cli import UserError
 from pipeline.commands import powerbi, sql
 from pipeline.commands import sync as sync_command
-from pipeline.failures import describe
 from settings import load_settings
-
-
-def parser_with(*modules) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline")
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    for module in modules:
-        module.register(subparsers)
-    return parser
+from tests.fixtures.cli import parser_with
 
 
 @pytest.mark.parametrize("argv", [["sync", "--help"], ["sql", "--help"], ["sql", "init", "--help"],
@@ -83,18 +74,3 @@ def test_sql_init_creates_the_sqlite_warehouse(tmp_path, capsys):
     conn.close()
     assert {"weather_summary", "sync_watermark", "sync_runs", "dim_location", "dim_date"} <= names
     assert "SQL schema ready" in capsys.readouterr().out
-
-
-def test_sql_init_with_an_unreachable_target_is_one_clear_error():
-    settings = load_settings(
-        environ={
-            "SQL_CONNECTION": "Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=1;Database=x;Uid=u;Pwd="
-        }
-    )
-    args = parser_with(sql).parse_args(["sql", "init"])
-    args.settings = settings
-    with pytest.raises(Exception) as raised:
-        args.handler(args)
-    message = describe(raised.value, settings)
-    assert message is not None and message.startswith("the SQL target (SQL_CONNECTION) failed: ")
-    assert "\n" not in message

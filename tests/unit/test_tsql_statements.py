@@ -21,13 +21,14 @@ from functions.sql_target.connections import (
     odbc_connector,
 )
 from functions.sql_target.dialects import (
+    Dialect,
     PostgresDialect,
     SqliteDialect,
     SqlServerDialect,
     TableNames,
     dialect_for,
 )
-from functions.sql_target.schema import all_statements, ddl, ddl_script
+from functions.sql_target.schema import ddl, ddl_script
 from functions.sql_target.sync_statements import sync_statements
 from functions.sql_target.transient_errors import is_transient_error
 from functions.sync_core import GOLD_COLUMNS
@@ -44,6 +45,11 @@ def parse_tsql(statement: str) -> Any:
     # A Command is sqlglot giving up and keeping the text: that is not a parse.
     assert not isinstance(tree, exp.Command), statement
     return tree
+
+
+def all_statements(dialect: Dialect) -> list[str]:
+    """Every statement the sync can send to the dialect's engine."""
+    return [*ddl(dialect), dialect.schema_probe(), *sync_statements(dialect).statements()]
 
 
 @pytest.mark.parametrize("statement", all_statements(TSQL), ids=lambda s: s[:60])
