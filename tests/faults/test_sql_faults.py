@@ -79,7 +79,7 @@ def wait_until(condition: Any, timeout: float, what: str) -> None:
 
 def init_sql(pipe: Pipeline) -> None:
     """`pipeline sql init`: the tables and the watermark, before any sync."""
-    from functions.warehouse import warehouse_from_settings
+    from functions.sql_target.warehouse import warehouse_from_settings
 
     warehouse_from_settings(pipe.settings).init_schema()
 
