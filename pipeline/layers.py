@@ -37,6 +37,7 @@ from contract.bronze import EXACT_ENQUEUED_TIME, RECORDS_IN_FILE
 from contract.lake_layout import format_of, is_data_file, parse_path, superseded
 from contract.sql_names import is_identifier
 from functions.lake import LakeStorage, LocalLake
+from pipeline.failures import describe, first_line
 from settings import Settings
 from spark.lake import SPARK_WRITER
 
@@ -643,8 +644,8 @@ def count_layers(settings: Settings) -> LayerCounts:
             sql = reader.count(settings.sql_table)
             version, synced_at = watermark(settings, reader)
     except Exception as exc:  # any driver's error: status still shows every other layer
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        sql_error = f"SQL target unreachable: {first_line}"
+        # The same words a failed sync uses (what failed and what to do), else the error's first line.
+        sql_error = f"SQL target unreachable: {describe(exc, settings) or first_line(exc)}"
     return LayerCounts(
         hub=hub,
         hub_backlog=backlog,
