@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline import layers
+from pipeline import lake_records, layers
 from pipeline.orchestrate import LOCATION_OVERRIDES
 from settings import PROJECT_ROOT, Settings
 
@@ -54,8 +54,8 @@ def _sql_total(settings: Settings) -> int:
 def _stage_latencies(settings: Settings, since: datetime) -> tuple[list[float], list[float]]:
     """Same-run baselines: enqueue → ingested into bronze, enqueue → processed into silver."""
     to_bronze = []
-    for path in layers.lake_files(settings, settings.bronze_container):
-        for record in layers.iter_records(path):
+    for path in lake_records.lake_files(settings, settings.bronze_container):
+        for record in lake_records.iter_records(path):
             enqueued = layers.parse_utc(record["EnqueuedTimeUtc"])
             ingested = layers.parse_utc(record["IngestedTimeUtc"])
             if enqueued and ingested and enqueued >= since:

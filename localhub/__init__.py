@@ -3,13 +3,11 @@
 See docs/architecture.md, "Embedded event hub". Imports nothing of ours.
 """
 
+from localhub.clients import LocalConsumer, LocalEventDataBatch, LocalProducerClient
 from localhub.hub import (
     DEFAULT_MAX_BATCH_BYTES,
     DEFAULT_PARTITIONS,
-    LocalConsumer,
-    LocalEventDataBatch,
     LocalEventHub,
-    LocalProducerClient,
     PartitionProperties,
     ReceivedEvent,
     body_bytes,

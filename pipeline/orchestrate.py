@@ -30,7 +30,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from pipeline import history, layers
+from pipeline import history, lake_records, layers
 from pipeline.cli import Interrupted
 from settings import Settings
 
@@ -300,7 +300,9 @@ def sample_lag(settings: Settings) -> Lag:
         if commits:
             last_commit = float(commits[0].get("timestamp", 0)) / 1000
     pending = sum(
-        1 for p in layers.lake_files(settings, settings.bronze_container) if p.stat().st_mtime > last_commit
+        1
+        for p in lake_records.lake_files(settings, settings.bronze_container)
+        if p.stat().st_mtime > last_commit
     )
     gold = layers.delta_table(settings.gold_table_uri)
     with layers.SqlReader(settings) as reader:

@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.table import Table
 
-from pipeline import history, orchestrate, preflight, report
+from pipeline import history, orchestrate, preflight, report, report_page
 from pipeline.cli import Interrupted, UserError, make_console
 from pipeline.commands.run import USES as RUN_USES
 from pipeline.statelock import state_lock
@@ -144,7 +144,7 @@ def handle(args: argparse.Namespace) -> int:
 
         with console.status("counting every layer and drawing the report…"):
             data = report.collect(settings)
-            files = report.write_report(settings, data)
+            files = report_page.write_report(settings, data)
     console.print(summary_table(data))
     console.print(f"report: {files.html}\nchart:  {files.png}", highlight=False)
     console.print(

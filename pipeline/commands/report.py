@@ -8,7 +8,7 @@ from typing import Any
 from pipeline import preflight
 from pipeline.cli import add_home_arguments, make_console
 from pipeline.commands import status
-from pipeline.report import write_report
+from pipeline.report_page import write_report
 
 
 def register(subparsers: Any) -> None:

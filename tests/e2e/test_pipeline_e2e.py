@@ -28,7 +28,8 @@ from deltalake import DeltaTable
 
 from localhub import LocalConsumer, LocalEventHub
 from pipeline import history
-from pipeline.layers import iter_records, lake_files, parse_utc
+from pipeline.lake_records import iter_records, lake_files
+from pipeline.layers import parse_utc
 from pipeline.orchestrate import LOCATION_OVERRIDES
 from settings import PROJECT_ROOT, Settings
 from tests.fixtures.cli import run_python

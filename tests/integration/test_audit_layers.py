@@ -178,7 +178,7 @@ def test_audit_on_azure_storage_reads_blob_bronze_and_delta_tables_with_the_sett
 def test_avro_records_are_read_by_field_name(tmp_path: Path) -> None:
     """The audit reads what decode_bronze gives, so Avro's Capture layout (fields after Capture's)
     and JSON lines give the same columns."""
-    from pipeline.layers import lake_table
+    from pipeline.lake_records import lake_table
 
     columns = {}
     for fmt in ("jsonl", "avro"):

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
 
-from pipeline import history, report
+from pipeline import history, report_page
 from pipeline.orchestrate import Lag
 from settings import Settings
 from tests.fixtures.state_home import T0, bronze_record, build_home, home_settings, write_jsonl
@@ -87,8 +87,8 @@ class Page(HTMLParser):
         return [row for row in self.tables[section][table] if row]
 
 
-def _write_report(home: Path, settings: Settings | None = None) -> tuple[report.ReportFiles, Page]:
-    files = report.write_report(settings or home_settings(home))
+def _write_report(home: Path, settings: Settings | None = None) -> tuple[report_page.ReportFiles, Page]:
+    files = report_page.write_report(settings or home_settings(home))
     return files, Page(files.html.read_text(encoding="utf-8"))
 
 

@@ -7,19 +7,17 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline.audit import (
-    SILVER_TYPES,
-    AuditReport,
-    Check,
-    DamagedFile,
-    _Lake,
-    _quarantined_device_seqs,
+from pipeline.audit import SILVER_TYPES, AuditReport, Check, DamagedFile
+from pipeline.audit.common import FIXED_POINT
+from pipeline.audit.layer_checks import (
     check_bronze_silver,
     check_devices,
     check_silver_gold,
     first_per_event,
+    quarantined_device_seqs,
     recompute_gold,
 )
+from pipeline.audit.reading import AuditedLake
 
 T0 = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
 SILVER_SCHEMA = pa.schema(list(SILVER_TYPES.items()))
@@ -108,13 +106,13 @@ def test_one_row_per_event_keeps_the_first() -> None:
     assert kept.column("temperature").to_pylist()[0] == 1.0
 
 
-def _lake(ids_by_file: dict[str, list[str]]) -> _Lake:
+def _lake(ids_by_file: dict[str, list[str]]) -> AuditedLake:
     files = list(ids_by_file)
     ids = [i for f in files for i in ids_by_file[f]]
     index = [n for n, f in enumerate(files) for _ in ids_by_file[f]]
     bronze = pa.table({"EventId": pa.array(ids, pa.string()), "file": pa.array(index, pa.int32())})
     empty = pa.table({"EventId": pa.array([], pa.string())})
-    return _Lake(bronze, files, empty, [])
+    return AuditedLake(bronze, files, empty, [])
 
 
 def test_bronze_events_not_in_silver_are_pending_until_spark_has_read_their_file() -> None:
@@ -166,7 +164,7 @@ def test_device_seq_gaps_and_repeats_leave_out_numbers_a_quarantine_holds() -> N
         {"event_id": "f0", "device_id": "d2", "device_seq": 5},
         {"event_id": "f1", "device_id": "d2", "device_seq": 6},
     )
-    quarantined = _quarantined_device_seqs(
+    quarantined = quarantined_device_seqs(
         [
             '{"deviceId": "d1", "deviceSeq": 2, "temperature": 900}',
             '{"deviceId": "d1", "deviceSeq": 99}',  # outside d1's numbers: explains nothing
@@ -201,7 +199,6 @@ def test_warnings_do_not_fail_the_audit_but_a_failed_check_does() -> None:
 
 
 def test_gold_is_recomputed_with_the_spark_jobs_fixed_point() -> None:
-    from pipeline import audit
     from spark import transforms
 
-    assert audit._FIXED_POINT == transforms._FIXED_POINT
+    assert FIXED_POINT == transforms._FIXED_POINT

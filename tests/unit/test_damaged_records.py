@@ -6,7 +6,7 @@ import json
 
 import pyarrow as pa
 
-from pipeline.layers import FILE_COLUMN, plausible_records, read_records
+from pipeline.lake_records import FILE_COLUMN, plausible_records, read_records
 from spark.transforms import _utc_times
 
 NAME = (

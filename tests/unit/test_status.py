@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import layers
+from pipeline import lake_records, layers
 from tests.fixtures.state_home import home_settings, write_jsonl
 
 
@@ -54,7 +54,7 @@ def test_avro_bronze_files_are_counted_by_record(tmp_path: Path) -> None:
         fastavro.writer(fh, schema, [{"EventId": f"e{i}"} for i in range(3)])
     counts = layers.count_layers(home_settings(tmp_path))
     assert (counts.bronze, counts.bronze_files) == (3, 1)
-    assert [r["EventId"] for r in layers.iter_records(part / "p0-0-2.avro")] == ["e0", "e1", "e2"]
+    assert [r["EventId"] for r in lake_records.iter_records(part / "p0-0-2.avro")] == ["e0", "e1", "e2"]
 
 
 def _envelope(partition: str, number: int, event_id: str) -> dict[str, object]:
@@ -102,7 +102,7 @@ def test_damaged_bronze_files_are_counted_by_what_can_be_read_of_them(tmp_path: 
 
     assert counts.bronze_files == 3
     # 4 whole lines of the cut file, none of the Avro file, what inflates before the gzip cut.
-    readable_gz = sum(1 for r in layers.iter_records(part / "p2-gz.jsonl.gz"))
+    readable_gz = sum(1 for r in lake_records.iter_records(part / "p2-gz.jsonl.gz"))
     assert 0 < readable_gz <= 5
     assert counts.bronze == 4 + 0 + readable_gz
-    assert list(layers.iter_records(part / "p1-header.avro")) == []
+    assert list(lake_records.iter_records(part / "p1-header.avro")) == []
