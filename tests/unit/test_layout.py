@@ -181,3 +181,16 @@ def test_integration_modules_are_marked_integration() -> None:
         if not re.search(r"^pytestmark = .*pytest\.mark\.integration", path.read_text(), re.MULTILINE)
     ]
     assert unmarked == []
+
+
+MAX_MODULE_LINES = 600  # a module a newcomer reads in one sitting (the house issue's rule)
+
+
+def test_no_product_module_is_over_600_lines() -> None:
+    sizes = {
+        path.relative_to(ROOT).as_posix(): len(path.read_text(encoding="utf-8").splitlines())
+        for part in [*PACKAGES, *MODULES]
+        for path in files_of(part)
+    }
+    assert len(sizes) > 50  # the walk found the project
+    assert {name: lines for name, lines in sizes.items() if lines > MAX_MODULE_LINES} == {}
