@@ -19,6 +19,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 from pyspark.errors import StreamingQueryException
 
+from contract.gold import GOLD_VALUE_COLUMNS
 from spark.bronze_source import FileSource
 from spark.delta_tables import DeltaTables
 from spark.job import JobOptions, run_stream
@@ -34,19 +35,7 @@ WINDOW = 5
 LOCATIONS = ["Bergen", "Oslo", "Tromsø"]
 WINDS = ["N", "NE", "S", "SW"]
 CONDITIONS = ["Clear", "Cloudy", "Rain"]
-GOLD_VALUES = [
-    "window_end",
-    "event_count",
-    "avg_temperature",
-    "min_temperature",
-    "max_temperature",
-    "avg_humidity",
-    "avg_wind_speed",
-    "max_wind_speed",
-    "total_precipitation",
-    "dominant_wind_direction",
-    "dominant_conditions",
-]
+GOLD_VALUES = list(GOLD_VALUE_COLUMNS)
 
 
 def events(n: int, start: datetime, seed: int, prefix: str) -> list[dict[str, Any]]:
